@@ -1,0 +1,1 @@
+"""FastDiff: a lightweight class-conditional diffusion model for CIFAR-10 (FastDiff and LowDiff papers)."""

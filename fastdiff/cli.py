@@ -1,0 +1,176 @@
+"""Command line: `python -m fastdiff sample|train ...`. Bad input exits with status 2 and one line."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError
+from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .data import DataError
+from .device import PRECISIONS
+from .samplers import SAMPLERS
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def class_labels(spec: str, class_names: tuple[str, ...], n: int, seed: int) -> torch.Tensor | None:
+    """'random' (one seeded draw per image), a class name, or an index -> (n,) labels."""
+    if not class_names:
+        if spec not in ("random", ""):
+            raise UsageError("this checkpoint is unconditional: it has no classes to choose from")
+        return None
+    if spec == "random":
+        return torch.randint(len(class_names), (n,), generator=torch.Generator().manual_seed(seed))
+    if spec.isdigit() and int(spec) < len(class_names):
+        return torch.full((n,), int(spec))
+    if spec.lower() not in class_names:
+        raise UsageError(f"unknown class {spec!r}: choose one of {', '.join(class_names)} or random")
+    return torch.full((n,), class_names.index(spec.lower()))
+
+
+def cmd_sample(args) -> None:
+    from tqdm import tqdm
+
+    from .checkpoint import load_model
+    from .device import resolve_device, resolve_precision
+    from .images import grid, save_animation, save_png
+    from .pipeline import check_settings, sample_steps
+    from .schedule import NoiseSchedule
+
+    if not 1 <= args.n <= 1024:
+        raise UsageError(f"--n must be between 1 and 1024, got {args.n}")
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    model, diffusion_config, _ = load_model(args.checkpoint, device)
+    try:
+        check_settings(args.sampler, args.steps, args.guidance, args.eta, diffusion_config.num_timesteps)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    labels = class_labels(args.class_name, model.config.class_names if model.config.num_classes else (),
+                          args.n, args.seed)
+    steps = sample_steps(model, NoiseSchedule(diffusion_config), labels, list(range(args.seed, args.seed + args.n)),
+                         args.sampler, args.steps, args.guidance, args.eta, precision)
+    frames = []
+    with tqdm(desc=f"{args.sampler}", unit="step", disable=args.quiet) as bar:
+        for step in steps:
+            bar.total = step.num_steps
+            bar.update()
+            if args.gif and (step.index % max(1, step.num_steps // 40) == 0 or step.index + 1 == step.num_steps):
+                frames.append(grid(step.x0, scale=2))
+            images = step.x_t
+    save_png(grid(images), args.out)
+    print(f"wrote {args.out}")
+    if args.gif:
+        save_animation(frames, args.gif)
+        print(f"wrote {args.gif}")
+
+
+def cmd_train(args) -> None:
+    from tqdm import tqdm
+
+    from .data import load_dataset
+    from .device import resolve_device
+    from .train import Trainer, setup_distributed
+
+    device = setup_distributed() or resolve_device(args.device)
+    model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
+    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
+        raise UsageError("--epochs, --batch-size and --lr must be positive")
+    dataset = load_dataset(args.data, "train", model_config.image_size)
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               precision=args.precision, seed=args.seed, ema_decay=args.ema_decay,
+                               warmup_steps=args.warmup_steps, preview_every=args.preview_every)
+    diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
+    if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
+        raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
+    try:
+        trainer = Trainer(dataset, args.out, train_config, model_config, diffusion_config, device,
+                          init=args.init, resume=args.resume)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    is_main = trainer.rank == 0
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", disable=not is_main or args.quiet)
+
+    def show(event):
+        if not is_main:
+            return
+        if event.kind == "step":
+            bar.update()
+            bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.data['loss']:.4f}")
+        elif event.kind in ("warning", "preview", "epoch"):
+            bar.write(f"{event.kind}: " + str(event.data.get("message") or event.data.get("path") or
+                                              {k: round(v, 4) for k, v in event.data.items()}))
+
+    trainer.on_event = show
+    signal.signal(signal.SIGINT, lambda *_: (bar.write("stopping after this step..."), trainer.request_stop(),
+                                            signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    trainer.run()
+    bar.close()
+    if is_main:
+        print(f"checkpoint: {args.out}  loss plot: {trainer.plot()}")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m fastdiff", description="FastDiff: fast class-conditional diffusion.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    device = Parser(add_help=False)
+    device.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    device.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="autocast precision; auto = fp16 on CUDA, bf16 on a bf16-capable CPU")
+    device.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sample = commands.add_parser("sample", parents=[device], help="generate a grid of images")
+    sample.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
+    sample.add_argument("--class", dest="class_name", default="random", help="class name, index or 'random'")
+    sample.add_argument("--sampler", default="ddim", help=f"one of {', '.join(SAMPLERS)} (default ddim)")
+    sample.add_argument("--steps", type=int, default=None,
+                        help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++)")
+    sample.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance w (default 2)")
+    sample.add_argument("--eta", type=float, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
+    sample.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    sample.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    sample.add_argument("--out", type=Path, default=Path("samples.png"))
+    sample.add_argument("--gif", type=Path, default=None, help="also write the denoising as a GIF")
+    sample.set_defaults(run=cmd_sample)
+
+    train = commands.add_parser("train", parents=[device], help="train a model")
+    train.add_argument("--data", required=True,
+                       help="cifar10, mnist, fashion-mnist, a CIFAR-10 .tar.gz, or a folder/.zip of class folders")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, log, previews)")
+    train.add_argument("--attention", action="store_true", help="4-head self-attention at 8x8")
+    train.add_argument("--n-feat", type=int, default=ModelConfig.n_feat)
+    defaults = TrainConfig()
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    train.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+    train.add_argument("--preview-every", type=int, default=defaults.preview_every, help="epochs (0 = never)")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--timesteps", type=int, default=DiffusionConfig.num_timesteps)
+    train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
+    train.set_defaults(run=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    except (UsageError, CheckpointError, DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,211 @@
+"""Training data, decoded once into a uint8 tensor in memory.
+
+Sources: the official CIFAR-10 python archive, MNIST / Fashion-MNIST IDX files (padded to 32x32),
+and an image folder or .zip of one with a subfolder per class (a `train`/`test` level, as in the
+JPEG copy of CIFAR-10, picks the split). Named datasets are downloaded when absent and online.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+IDX_URLS = {
+    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat",
+                   "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+
+
+class DataError(Exception):
+    """Missing, empty or corrupt data; the message names the path."""
+
+
+@dataclass
+class ImageDataset:
+    images: torch.Tensor          # (N, C, H, W) uint8
+    labels: torch.Tensor          # (N,) long
+    class_names: tuple[str, ...]
+    flip: bool = True             # random horizontal flips (natural images, not digits)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1):
+        """One epoch of (images in [-1, 1], labels) batches; with several processes each takes every
+        world_size-th index of the same shuffled order (a distributed sampler)."""
+        order = torch.randperm(len(self), generator=generator)
+        per_process = batch_size // world_size
+        for start in range(0, len(order) - batch_size + 1, batch_size):  # drop the ragged last batch
+            index = order[start:start + batch_size][rank::world_size][:per_process]
+            x = self.images[index].float().div(127.5).sub(1)
+            if self.flip:
+                flip = torch.rand(batch_size, generator=generator)[rank::world_size][:per_process] < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            yield x, self.labels[index]
+
+
+def download(url: str, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{dest}: not found, and downloading {url} failed ({e}); "
+                        f"download it by hand and pass its path") from e
+    tmp.replace(dest)
+    return dest
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """The CIFAR-10 batches are pickles: allow numpy arrays and nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def load_cifar10_archive(path: Path, split: str = "train") -> ImageDataset:
+    """The official cifar-10-python.tar.gz."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    images, labels = [], []
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = {PurePosixPath(m.name).name: m for m in tar.getmembers() if m.isfile()}
+            class_names = tuple(n.decode() for n in _ArrayUnpickler(
+                tar.extractfile(members["batches.meta"])).load()[b"label_names"])
+            for name in names:
+                batch = _ArrayUnpickler(tar.extractfile(members[name]), encoding="bytes").load()
+                images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                labels.extend(batch[b"labels"])
+    except (tarfile.TarError, KeyError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise DataError(f"{path}: not a valid CIFAR-10 python archive ({type(e).__name__}: {e})") from e
+    return ImageDataset(torch.from_numpy(np.concatenate(images)), torch.tensor(labels), class_names)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
+        data = f.read()
+    _, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_idx(folder: Path, name: str, split: str = "train", download_missing: bool = True) -> ImageDataset:
+    """MNIST or Fashion-MNIST from the standard IDX files, zero-padded from 28x28 to 32x32."""
+    paths = [folder / f for f in IDX_FILES[split]]
+    for path in paths:
+        if not path.exists() and path.with_suffix("").exists():
+            paths[paths.index(path)] = path.with_suffix("")
+        elif not path.exists():
+            if not download_missing:
+                raise DataError(f"{path}: file not found")
+            download(IDX_URLS[name] + path.name, path)
+    try:
+        images, labels = _read_idx(paths[0]), _read_idx(paths[1])
+    except (OSError, struct.error, ValueError, EOFError) as e:
+        raise DataError(f"{folder}: corrupt IDX file ({e})") from e
+    if len(images) != len(labels) or images.ndim != 3:
+        raise DataError(f"{folder}: IDX images and labels do not match")
+    images = torch.from_numpy(images.copy())[:, None]
+    class_names = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(d) for d in range(10))
+    return ImageDataset(torch.nn.functional.pad(images, (2, 2, 2, 2)), torch.from_numpy(labels.astype(np.int64)),
+                        class_names, flip=False)
+
+
+def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarray:
+    """Decode, center-crop to a square and resize; returns (C, H, W) uint8."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image = image.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{name}: not a readable image ({e})") from e
+    w, h = image.size
+    side = min(w, h)
+    if (w, h) != (image_size, image_size):
+        image = image.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+        image = image.resize((image_size, image_size), Image.BICUBIC)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def load_image_folder(path: Path, split: str = "train", image_size: int = 32,
+                      channels: int = 3) -> ImageDataset:
+    """A folder or .zip with one subfolder per class, optionally under a train/test level."""
+    if zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        files = {name: archive.read for name in archive.namelist() if not name.endswith("/")}
+    elif path.is_dir():
+        files = {str(p.relative_to(path).as_posix()): lambda n, root=path: (root / n).read_bytes()
+                 for p in path.rglob("*") if p.is_file()}
+    else:
+        raise DataError(f"{path}: neither a folder nor a .zip file")
+    images_by_class: dict[str, list[str]] = {}
+    for name in files:
+        parts = PurePosixPath(name).parts
+        if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES or "__MACOSX" in parts:
+            continue
+        if split in parts[:-2]:
+            parts = parts[parts.index(split) + 1:]
+        elif {"train", "test"} & set(parts[:-2]):
+            continue  # another split's image
+        if len(parts) >= 2:
+            images_by_class.setdefault(parts[-2], []).append(name)
+    if not images_by_class:
+        raise DataError(f"{path}: no images in class subfolders (expected CLASS/IMAGE.jpg, "
+                        f"optionally under {split}/)")
+    class_names = tuple(sorted(images_by_class))
+    arrays, labels = [], []
+    for label, class_name in enumerate(class_names):
+        for name in sorted(images_by_class[class_name]):
+            arrays.append(_decode(files[name](name), image_size, channels, f"{path}:{name}"))
+            labels.append(label)
+    return ImageDataset(torch.from_numpy(np.stack(arrays)), torch.tensor(labels), class_names)
+
+
+def load_dataset(spec: str, split: str = "train", image_size: int = 32, channels: int = 3,
+                 root: Path = Path("data")) -> ImageDataset:
+    """`cifar10`, `mnist`, `fashion-mnist` (downloaded into root when absent), or a path to a CIFAR-10
+    .tar.gz, an IDX folder, or an image folder / .zip."""
+    if spec == "cifar10":
+        path = root / "cifar-10-python.tar.gz"
+        dataset = load_cifar10_archive(path if path.exists() else download(CIFAR10_URL, path), split)
+    elif spec in IDX_URLS:
+        dataset = load_idx(root / spec, spec, split)
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise DataError(f"{path}: not found (give a folder, a .zip, a CIFAR-10 .tar.gz, "
+                            f"or one of cifar10, mnist, fashion-mnist)")
+        if path.name.endswith(".tar.gz"):
+            dataset = load_cifar10_archive(path, split)
+        elif path.is_dir() and any(path.glob("*-idx3-ubyte*")):
+            dataset = load_idx(path, "fashion-mnist" if "fashion" in path.name else "mnist", split,
+                               download_missing=False)
+        else:
+            dataset = load_image_folder(path, split, image_size, channels)
+    if len(dataset) == 0:
+        raise DataError(f"{spec}: the {split} split has no images")
+    return dataset

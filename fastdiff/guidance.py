@@ -1,0 +1,47 @@
+"""Classifier-free guidance (Ho & Salimans 2022) as a thin wrapper that turns a network into the
+`denoiser(x_t, t) -> eps` the samplers expect:
+
+    eps = (1 + w) * eps(x_t, t, c) - w * eps(x_t, t, null)
+
+Both branches run in one batched forward pass; w = 0 skips the unconditional branch.
+"""
+from __future__ import annotations
+
+import torch
+
+from .device import autocast
+from .unet import UNet
+
+
+def combine(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
+    return (1 + w) * eps_cond - w * eps_uncond
+
+
+class GuidedDenoiser:
+    def __init__(self, model: UNet, class_labels: torch.Tensor | None, guidance: float,
+                 precision: str = "fp32"):
+        """class_labels: (B,) long, or None for unconditional samples; guidance: w >= 0."""
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.precision = precision
+        self.guidance = guidance
+        self.channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+        if class_labels is None or not model.config.num_classes:
+            self.class_labels, self.guidance = None, 0.0
+        else:
+            self.class_labels = class_labels.to(self.device)
+            self.null_labels = torch.full_like(self.class_labels, model.null_class)
+
+    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return self.model(x_t, t, labels).float()
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.guidance == 0:
+            return self._eps(x_t, t, self.class_labels)
+        eps = self._eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
+                        torch.cat([self.class_labels, self.null_labels]))
+        eps_cond, eps_uncond = eps.chunk(2)
+        return combine(eps_cond, eps_uncond, self.guidance)

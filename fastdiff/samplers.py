@@ -1,0 +1,153 @@
+"""Reverse-process samplers as generators: each yields a `Step` after every model evaluation (so a UI
+can stream frames and a CLI can draw a progress bar) and returns the final images.
+
+A sampler takes a `denoiser(x_t, t) -> eps` (guidance already applied, see guidance.py), the noise
+schedule, the starting noise x_T and a step count. All arithmetic is float32; coefficients are Python
+floats computed once, so the loop has no host-device synchronisation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Generator
+
+import torch
+
+from .schedule import NoiseSchedule
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SamplerSteps = Generator["Step", None, torch.Tensor]
+
+
+@dataclass
+class Step:
+    index: int           # 0-based number of this step
+    num_steps: int       # model evaluations in the whole run
+    t: int               # timestep at which the model was evaluated
+    x_t: torch.Tensor    # (B, C, H, W) sample after this step
+    x0: torch.Tensor     # (B, C, H, W) clean image predicted at this step
+
+
+class ImageRNG:
+    """One torch.Generator per image (EDM's StackedRandomGenerator): image i of a grid made with seed s
+    is image 0 of a grid made with seed s + i, so any image can be regenerated alone."""
+
+    def __init__(self, seeds: list[int], device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        """(num_images, *shape) standard normal noise."""
+        return torch.stack([torch.randn(shape, generator=g, device=self.device)
+                            for g in self.generators])
+
+
+def timestep_grid(num_timesteps: int, num_steps: int) -> list[int]:
+    """num_steps evenly spaced timesteps from T-1 down, "trailing" spacing (Lin et al. 2024, table 2):
+    the first step starts at pure noise and the last one jumps to the clean image. All T steps give
+    T-1, ..., 0."""
+    if not 1 <= num_steps <= num_timesteps:
+        raise ValueError(f"steps must be between 1 and {num_timesteps}, got {num_steps}")
+    return [round(num_timesteps - i * num_timesteps / num_steps) - 1 for i in range(num_steps)]
+
+
+def _predict(denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: int,
+             clip_x0: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's eps and the x0 it implies; with clip_x0, x0 is clamped to the data range [-1, 1]
+    and eps recomputed to match."""
+    t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+    eps = denoiser(x, t_batch)
+    x0 = schedule.predict_x0(x, t_batch, eps)
+    if clip_x0:
+        x0 = x0.clamp(-1, 1)
+        eps = schedule.predict_eps(x, t_batch, x0)
+    return eps, x0
+
+
+def ddpm(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int | None = None,
+         *, rng: ImageRNG, clip_x0: bool = True, **_) -> SamplerSteps:
+    """Ancestral sampling (Ho et al. 2020, Algorithm 2) with sigma_t^2 = beta_t.
+
+    With fewer than T steps the schedule is respaced (Nichol & Dhariwal 2021, section 4):
+    beta'_i = 1 - alpha_bar_i / alpha_bar_prev.
+    """
+    alpha_bar = schedule.alpha_bar.tolist()
+    timesteps = timestep_grid(schedule.num_timesteps, num_steps or schedule.num_timesteps)
+    x = x_T
+    for i, t in enumerate(timesteps):
+        _, x0 = _predict(denoiser, schedule, x, t, clip_x0)
+        if i + 1 == len(timesteps):
+            x = x0
+        else:
+            ab_t, ab_prev = alpha_bar[t], alpha_bar[timesteps[i + 1]]
+            beta = 1 - ab_t / ab_prev
+            # Posterior mean of q(x_{t-1} | x_t, x_0), Ho et al. eq. 7.
+            mean = (math.sqrt(ab_prev) * beta / (1 - ab_t)) * x0 \
+                + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)) * x
+            x = mean + math.sqrt(beta) * rng.randn(*x.shape[1:]).to(x.dtype)
+        yield Step(i, len(timesteps), t, x, x0)
+    return x
+
+
+def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
+         *, eta: float = 0.0, rng: ImageRNG | None = None, clip_x0: bool = True, **_) -> SamplerSteps:
+    """DDIM (Song et al. 2021, eq. 12); eta = 0 is deterministic, eta = 1 is ancestral-like."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be between 0 and 1, got {eta}")
+    if eta > 0 and rng is None:
+        raise ValueError("DDIM with eta > 0 needs an rng for its noise")
+    alpha_bar = schedule.alpha_bar.tolist()
+    timesteps = timestep_grid(schedule.num_timesteps, num_steps)
+    x = x_T
+    for i, t in enumerate(timesteps):
+        eps, x0 = _predict(denoiser, schedule, x, t, clip_x0)
+        ab_t = alpha_bar[t]
+        ab_prev = alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
+        # eq. 16: sigma = eta * sqrt((1 - ab_prev) / (1 - ab_t)) * sqrt(1 - ab_t / ab_prev)
+        sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
+        x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma ** 2, 0.0)) * eps
+        if sigma > 0:
+            x = x + sigma * rng.randn(*x.shape[1:]).to(x.dtype)
+        yield Step(i, len(timesteps), t, x, x0)
+    return x
+
+
+def dpm_solver_pp(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
+                  *, clip_x0: bool = True, **_) -> SamplerSteps:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
+    probability-flow ODE in data prediction, in lambda = log(alpha / sigma). The last step goes to
+    sigma = 0 with first order, which returns the final x0 prediction."""
+    alpha_bar = schedule.alpha_bar.tolist()
+    timesteps = timestep_grid(schedule.num_timesteps, num_steps)
+    alpha = [math.sqrt(ab) for ab in alpha_bar]
+    sigma = [math.sqrt(1 - ab) for ab in alpha_bar]
+    lam = [math.log(a / s) for a, s in zip(alpha, sigma)]
+    x, x0_prev, h_prev = x_T, None, None
+    for i, t in enumerate(timesteps):
+        _, x0 = _predict(denoiser, schedule, x, t, clip_x0)
+        if i + 1 == len(timesteps):
+            x = x0
+        else:
+            s = timesteps[i + 1]
+            h = lam[s] - lam[t]
+            if x0_prev is None:
+                d = x0  # first step: DPM-Solver++(1), i.e. DDIM
+            else:
+                r = h_prev / h
+                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
+            x = (sigma[s] / sigma[t]) * x - (alpha[s] * math.expm1(-h)) * d
+            x0_prev, h_prev = x0, h
+        yield Step(i, len(timesteps), t, x, x0)
+    return x
+
+
+SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++": dpm_solver_pp}
+
+
+def drain(steps: SamplerSteps) -> torch.Tensor:
+    """Run a sampler to the end and return its final images."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value

@@ -1,0 +1,62 @@
+"""The DDPM forward (noising) process: betas, alpha_bar, q(x_t | x_0) and eps <-> x0 conversions.
+
+Ho et al. 2020, eq. 4: q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
+Timesteps are 0-based: index t in [0, T) holds beta_{t+1} of the paper. Knows nothing of networks.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import DiffusionConfig
+
+
+def make_betas(config: DiffusionConfig) -> torch.Tensor:
+    T = config.num_timesteps
+    if config.schedule == "linear":
+        return torch.linspace(config.beta_start, config.beta_end, T, dtype=torch.float64)
+    # Cosine schedule (Nichol & Dhariwal 2021, eq. 17), betas clipped at 0.999.
+    s = 0.008
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bar = f / f[0]
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+
+
+class NoiseSchedule:
+    """Precomputed per-timestep constants of the forward process, as float32 tensors of shape (T,)."""
+
+    def __init__(self, config: DiffusionConfig, device: torch.device | str = "cpu"):
+        self.config = config
+        self.num_timesteps = config.num_timesteps
+        betas = make_betas(config)
+        alpha_bar = torch.cumprod(1 - betas, dim=0)
+        self.betas = betas.float().to(device)
+        self.alpha_bar = alpha_bar.float().to(device)
+
+    def to(self, device) -> "NoiseSchedule":
+        return NoiseSchedule(self.config, device)
+
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) per timestep."""
+        return self.alpha_bar / (1 - self.alpha_bar)
+
+    def _at(self, values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """values[t] shaped (B, 1, 1, 1) to broadcast over images."""
+        return values[t].view(-1, 1, 1, 1)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Draw x_t ~ q(x_t | x_0) given the noise: sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps."""
+        alpha_bar = self._at(self.alpha_bar, t)
+        return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Invert q_sample for x0 given the (predicted) noise."""
+        alpha_bar = self._at(self.alpha_bar, t)
+        return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+
+    def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """Invert q_sample for the noise given the (predicted) clean image."""
+        alpha_bar = self._at(self.alpha_bar, t)
+        return (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()

@@ -1,0 +1,317 @@
+"""Training: the paper's recipe (Adam, cosine learning rate, 10% label dropout, AMP), EMA weights,
+atomic per-epoch checkpoints, exact resume, previews, and an event stream for UIs.
+
+Randomness is a pure function of (seed, epoch) for the data order and (seed, rank, step) for noise,
+timesteps and label dropout, so a resumed run repeats an uninterrupted one exactly. Runs the same
+under `torchrun` with DistributedDataParallel; only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .config import DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from .data import ImageDataset
+from .device import autocast, resolve_precision, setup_backends
+from .images import grid, save_animation, save_png
+from .pipeline import sample_steps
+from .schedule import NoiseSchedule
+from .unet import UNet
+
+STATE_NAME = "training_state.safetensors"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class TrainEvent:
+    kind: str          # "step", "epoch", "preview", "checkpoint", "warning", "done"
+    epoch: int
+    step: int
+    data: dict = field(default_factory=dict)
+
+
+def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor,
+                   generator: torch.Generator, label_dropout: float) -> torch.Tensor:
+    """Ho et al. 2020, Algorithm 1: MSE between the noise and its prediction at a uniform t, with
+    labels replaced by the null class at rate label_dropout (classifier-free guidance training)."""
+    device = x0.device
+    n = x0.shape[0]
+    t = torch.randint(0, schedule.num_timesteps, (n,), generator=generator).to(device)
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    drop = (torch.rand(n, generator=generator) < label_dropout).to(device)
+    labels = torch.where(drop, torch.full_like(labels, model_config(model).num_classes), labels)
+    x_t = schedule.q_sample(x0, t, noise)
+    return F.mse_loss(model(x_t, t, labels).float(), noise)
+
+
+def model_config(model) -> ModelConfig:
+    return (model.module if hasattr(model, "module") else model).config
+
+
+class EMA:
+    """Exponential moving average of the weights, decay ramped as min(decay, (1 + n) / (10 + n))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, num_updates: int) -> None:
+        decay = min(self.decay, (1 + num_updates) / (10 + num_updates))
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.shadow[k].lerp_(v.float(), 1 - decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Linear warm-up, then cosine annealing from lr to lr_min over the run."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class Trainer:
+    def __init__(self, dataset: ImageDataset, out_dir: Path, train_config: TrainConfig = TrainConfig(),
+                 model_config: ModelConfig | None = None, diffusion_config: DiffusionConfig = DiffusionConfig(),
+                 device: torch.device = torch.device("cpu"), init: Path | None = None, resume: bool = False,
+                 on_event: Callable[[TrainEvent], None] | None = None):
+        """model_config: width, attention and image size; channels and classes come from the dataset."""
+        self.dataset, self.out_dir, self.config, self.device = dataset, Path(out_dir), train_config, device
+        self.on_event = on_event or (lambda event: None)
+        self.stop_requested = False
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        if train_config.batch_size % self.world_size:
+            raise ValueError(f"batch size {train_config.batch_size} is not divisible by "
+                             f"{self.world_size} processes")
+        if train_config.batch_size > len(dataset):
+            raise ValueError(f"batch size {train_config.batch_size} is larger than the dataset "
+                             f"({len(dataset)} images)")
+        self.precision = resolve_precision(train_config.precision, device)
+        setup_backends(device)
+        base = model_config or ModelConfig()
+        self.model_config = from_dict(ModelConfig, {
+            **to_dict(base), "image_channels": dataset.images.shape[1], "image_size": dataset.images.shape[2],
+            "num_classes": len(dataset.class_names), "class_names": dataset.class_names})
+        self.diffusion_config = diffusion_config
+        self.schedule = NoiseSchedule(diffusion_config, device)
+        torch.manual_seed(train_config.seed)
+        self.model = UNet(self.model_config).to(device)
+        if init is not None:
+            init_model, _, _ = ckpt.load_model(init)
+            if init_model.config != self.model_config:
+                raise ValueError(f"{init}: its model config does not match this run's "
+                                 f"({init_model.config} vs {self.model_config})")
+            self.model.load_state_dict(init_model.state_dict())
+        self.ema = EMA(self.model, train_config.ema_decay)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        self.steps_per_epoch = len(dataset) // train_config.batch_size
+        self.total_steps = self.steps_per_epoch * train_config.epochs
+        self.step = 0
+        self.losses: list[float] = []  # mean loss per epoch (and of the part epoch, on a stop)
+        if resume:
+            self._load_state()
+        self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
+                          else self.model)
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        """Resume state in one file, then the shippable EMA checkpoint beside it (rank 0 only)."""
+        if self.rank:
+            return
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors |= {f"ema.{k}": v for k, v in self.ema.shadow.items()}
+        optimizer_state = self.optimizer.state_dict()
+        for index, state in optimizer_state["state"].items():
+            tensors |= {f"optim.{index}.{k}": v if torch.is_tensor(v) else torch.tensor(v)
+                        for k, v in state.items()}
+        meta = {"step": self.step, "losses": self.losses, "scaler": self.scaler.state_dict(),
+                "param_groups": optimizer_state["param_groups"], "train": to_dict(self.config),
+                "model": to_dict(self.model_config), "diffusion": to_dict(self.diffusion_config)}
+        ckpt.save_tensors(self.out_dir / STATE_NAME, tensors, meta)
+        ckpt.save_model(self.out_dir, self.ema.shadow, self.model_config, self.diffusion_config,
+                        self.metadata())
+        self.on_event(TrainEvent("checkpoint", self.epoch, self.step, {"path": str(self.out_dir)}))
+
+    def _load_state(self) -> None:
+        path = self.out_dir / STATE_NAME
+        tensors, meta = ckpt.load_tensors(path, self.device)
+        if meta["model"] != json.loads(json.dumps(to_dict(self.model_config))):
+            raise ckpt.CheckpointError(f"{path}: was trained with another model config: {meta['model']}")
+        ckpt.load_state_into(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+        self.ema.shadow = {k[4:]: v.float() for k, v in tensors.items() if k.startswith("ema.")}
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.scaler.load_state_dict(meta["scaler"])
+        self.step, self.losses = meta["step"], meta["losses"]
+
+    def metadata(self) -> dict:
+        return {"epochs": self.step / self.steps_per_epoch, "steps": self.step, "world_size": self.world_size,
+                "images_seen": self.step * self.config.batch_size, "precision": self.precision,
+                "device": self.device.type, "config": to_dict(self.config)}
+
+    @property
+    def epoch(self) -> int:
+        return self.step // self.steps_per_epoch
+
+    def request_stop(self) -> None:
+        """End the run at the next step, with a checkpoint written."""
+        self.stop_requested = True
+
+    # -- loop ----------------------------------------------------------------------------------------
+
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor) -> float | None:
+        """One optimizer step; returns the loss, or None when it was not finite and the step skipped."""
+        lr = learning_rate(self.config, self.step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        generator = torch.Generator().manual_seed(self.config.seed * 2 ** 40 + self.rank * 2 ** 32 + self.step)
+        with autocast(self.device, self.precision):
+            loss = diffusion_loss(self.ddp_model, self.schedule, x0.to(self.device), labels.to(self.device),
+                                  generator, self.config.label_dropout)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        finite = torch.isfinite(loss.detach()).float()
+        if self.world_size > 1:  # every process skips together, or DDP's all-reduce would hang
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not finite:
+            return None
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.ema.update(self.model, self.step)
+        return loss.item()
+
+    def run(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bad_steps = 0
+        while self.step < self.total_steps and not self.stop_requested:
+            epoch, skip = divmod(self.step, self.steps_per_epoch)
+            data_order = torch.Generator().manual_seed(self.config.seed * 2 ** 32 + epoch)
+            batches = self.dataset.batches(self.config.batch_size, data_order, self.rank, self.world_size)
+            losses, start = [], time.perf_counter()
+            for i, (x0, labels) in enumerate(batches):
+                if i < skip:
+                    continue  # resumed mid-epoch: the same order, past the batches already trained on
+                loss = self.train_step(x0, labels)
+                if loss is None:
+                    bad_steps += 1
+                    self.on_event(TrainEvent("warning", epoch, self.step,
+                                             {"message": f"non-finite loss at step {self.step}: step skipped"}))
+                    if bad_steps >= self.config.max_bad_steps:
+                        self._save_state()
+                        raise FloatingPointError(f"{bad_steps} non-finite losses in a row at step "
+                                                 f"{self.step}: stopping (try --precision fp32 or a lower lr)")
+                    continue
+                bad_steps = 0
+                losses.append(loss)
+                self.on_event(TrainEvent("step", epoch, self.step, {
+                    "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
+                    "total_steps": self.total_steps}))
+                if self.stop_requested or self.step % self.steps_per_epoch == 0:
+                    break
+            self._end_epoch(epoch, losses, time.perf_counter() - start)
+        self.on_event(TrainEvent("done", self.epoch, self.step, {"stopped": self.stop_requested}))
+
+    def _end_epoch(self, epoch: int, losses: list[float], seconds: float) -> None:
+        """Checkpoint and log after an epoch, or the part of one that a stop request ended."""
+        self._save_state()
+        if losses:
+            self.losses.append(sum(losses) / len(losses))
+            record = {"epoch": epoch + 1, "step": self.step, "loss": self.losses[-1],
+                      "lr": self.optimizer.param_groups[0]["lr"],
+                      "images_per_sec": len(losses) * self.config.batch_size / seconds,
+                      "peak_memory_mb": peak_memory_mb(self.device), "seconds": seconds}
+            if self.rank == 0:
+                with open(self.out_dir / LOG_NAME, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            self.on_event(TrainEvent("epoch", epoch, self.step, record))
+        finished_epoch = self.step % self.steps_per_epoch == 0
+        every = self.config.preview_every
+        if self.rank == 0 and finished_epoch and every and (self.epoch % every == 0 or self.step == self.total_steps):
+            self.on_event(TrainEvent("preview", epoch, self.step, {"path": str(self.preview())}))
+
+    # -- outputs -------------------------------------------------------------------------------------
+
+    def ema_model(self) -> UNet:
+        model = UNet(self.model_config).to(self.device).eval()
+        model.load_state_dict(self.ema.shadow)
+        return model
+
+    def preview(self, num_frames: int = 10) -> Path:
+        """A denoising sequence, noise to image, for a few classes: a strip PNG and a GIF."""
+        classes = list(range(min(4, self.model_config.num_classes)))
+        labels = torch.tensor(classes, device=self.device) if classes else None
+        steps = sample_steps(self.ema_model(), self.schedule, labels, seeds=list(range(max(1, len(classes)))),
+                             sampler="ddim", num_steps=50, precision=self.precision)
+        frames = [step.x0 for step in steps if step.index % max(1, step.num_steps // num_frames) == 0
+                  or step.index + 1 == step.num_steps]
+        columns = torch.stack(frames, dim=1).flatten(0, 1)  # row per class, column per moment
+        base = self.out_dir / "previews" / f"epoch-{self.epoch:03d}"
+        save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))
+        save_animation([grid(f, scale=4) for f in frames], base.with_suffix(".gif"))
+        return base.with_suffix(".png")
+
+    def plot(self) -> Path:
+        """The loss and learning-rate curves (the paper's Figure 2) from log.jsonl."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        records = [json.loads(line) for line in open(self.out_dir / LOG_NAME)]
+        epochs = [r["epoch"] for r in records]
+        fig, loss_axis = plt.subplots(figsize=(6, 3.5))
+        loss_axis.plot(epochs, [r["loss"] for r in records], "o-", color="tab:blue")
+        loss_axis.set(xlabel="epoch", ylabel="training loss (MSE of eps)")
+        lr_axis = loss_axis.twinx()
+        lr_axis.plot(epochs, [r["lr"] for r in records], "--", color="tab:orange")
+        lr_axis.set_ylabel("learning rate", color="tab:orange")
+        fig.tight_layout()
+        path = self.out_dir / "loss.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def setup_distributed() -> torch.device | None:
+    """Join the process group when started by torchrun; returns this process's device, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    if torch.cuda.is_available():
+        local_rank = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return torch.device("cuda", local_rank)
+    dist.init_process_group("gloo")
+    warnings.filterwarnings("ignore", message=".*gloo.*")
+    return torch.device("cpu")

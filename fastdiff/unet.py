@@ -1,0 +1,118 @@
+"""The FastDiff network: a lightweight class-conditional U-Net, (x_t, t, class_label) -> eps.
+
+FastDiff paper, section 3 and Figure 1: a residual block at full resolution, two downsampling stages
+(32 -> 16 -> 8), 2 * n_feat channels at the 8x8 bottleneck, a mirrored decoder with concatenated
+skips, an output convolution. Sinusoidal time embedding through an MLP, added in every residual
+block together with a learned class embedding. Optional 4-head self-attention at the bottleneck,
+on the full 2 * n_feat channels (no 1x1 compression). Knows nothing of noise schedules.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer position encoding of the timestep (Vaswani et al. 2017): (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-Conv twice, with the time+class embedding added in between."""
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int):
+        super().__init__()
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_dim, out_channels)
+        self.norm2 = group_norm(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        self.skip = (nn.Identity() if in_channels == out_channels
+                     else nn.Conv2d(in_channels, out_channels, 1))
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb_proj(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all positions of a feature map, with a residual connection."""
+
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, H*W, C/heads)
+        h = F.scaled_dot_product_attention(q, k, v)
+        return x + self.proj(h.transpose(-1, -2).reshape(B, C, H, W))
+
+
+class UNet(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        n, C = config.n_feat, config.image_channels
+        emb_dim = 4 * n
+        self.time_mlp = nn.Sequential(nn.Linear(n, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        # Index num_classes is the null class of classifier-free guidance.
+        self.class_embedding = (nn.Embedding(config.num_classes + 1, emb_dim)
+                                if config.num_classes else None)
+        self.conv_in = nn.Conv2d(C, n, 3, padding=1)
+        self.enc1 = ResBlock(n, n, emb_dim)                       # 32x32
+        self.down1 = nn.Conv2d(n, n, 3, stride=2, padding=1)      # 32 -> 16
+        self.enc2 = ResBlock(n, n, emb_dim)                       # 16x16
+        self.down2 = nn.Conv2d(n, n, 3, stride=2, padding=1)      # 16 -> 8
+        self.enc3 = ResBlock(n, 2 * n, emb_dim)                   # 8x8 bottleneck
+        self.mid = ResBlock(2 * n, 2 * n, emb_dim)
+        self.attention = SelfAttention(2 * n, config.attention_heads) if config.attention else None
+        self.dec2 = ResBlock(2 * n + n, n, emb_dim)               # 16x16, after concatenating enc2
+        self.dec1 = ResBlock(n + n, n, emb_dim)                   # 32x32, after concatenating enc1
+        self.conv_out = nn.Sequential(group_norm(n), nn.SiLU(), nn.Conv2d(n, C, 3, padding=1))
+        nn.init.zeros_(self.conv_out[-1].weight)
+
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
+    def embed(self, t: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time_mlp(sinusoidal_embedding(t, self.config.n_feat))
+        if self.class_embedding is not None:
+            if class_labels is None:
+                class_labels = torch.full_like(t, self.null_class, dtype=torch.long)
+            emb = emb + self.class_embedding(class_labels)
+        return emb
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor,
+                class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t: (B, C, H, W) noisy images; t: (B,) timesteps; class_labels: (B,) or None -> eps."""
+        emb = self.embed(t, class_labels)
+        skip1 = self.enc1(self.conv_in(x_t), emb)
+        skip2 = self.enc2(self.down1(skip1), emb)
+        h = self.mid(self.enc3(self.down2(skip2), emb), emb)
+        if self.attention is not None:
+            h = self.attention(h)
+        h = self.dec2(torch.cat([F.interpolate(h, scale_factor=2.0), skip2], dim=1), emb)
+        h = self.dec1(torch.cat([F.interpolate(h, scale_factor=2.0), skip1], dim=1), emb)
+        return self.conv_out(h)

@@ -1,0 +1,25 @@
+import pytest
+import torch
+
+from fastdiff.checkpoint import save_model
+from fastdiff.config import DiffusionConfig, ModelConfig
+from fastdiff.unet import UNet
+
+TINY = dict(n_feat=8, class_names=tuple("abcdefghij"))
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    return ModelConfig(**TINY)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """A tiny model with random weights saved as a checkpoint folder (T = 50 to keep sampling short)."""
+    torch.manual_seed(0)
+    model = UNet(ModelConfig(**TINY))
+    for p in model.parameters():  # also the layers that start at zero, so that the output varies
+        torch.nn.init.normal_(p, std=0.05)
+    folder = tmp_path / "tiny"
+    save_model(folder, model.state_dict(), model.config, DiffusionConfig(num_timesteps=50))
+    return folder
