@@ -98,11 +98,11 @@ def load_state_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
 
 
 def load_model(folder: Path, device: str | torch.device = "cpu") -> tuple[UNet, DiffusionConfig, dict]:
-    """Load a checkpoint folder into an fp32 UNet in eval mode; returns (model, diffusion config,
-    training metadata)."""
+    """Load a checkpoint folder into an fp32 UNet in eval mode, in channels_last layout (faster
+    convolutions on CPU and GPU); returns (model, diffusion config, training metadata)."""
     model_config, diffusion_config, training = read_config(folder)
     model = UNet(model_config)
     path = Path(folder) / WEIGHTS_NAME
     state_dict, _ = load_tensors(path)
     load_state_into(model, state_dict, path)
-    return model.to(device).eval(), diffusion_config, training
+    return model.to(device, memory_format=torch.channels_last).eval(), diffusion_config, training

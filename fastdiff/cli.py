@@ -121,6 +121,12 @@ def cmd_train(args) -> None:
         print(f"checkpoint: {args.out}  loss plot: {trainer.plot()}")
 
 
+def cmd_bench(args) -> None:
+    from .bench import run
+
+    run(args.what, args.assets)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m fastdiff", description="FastDiff: fast class-conditional diffusion.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -163,6 +169,11 @@ def build_parser() -> Parser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
     train.set_defaults(run=cmd_train)
+
+    bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
+    bench.add_argument("what", choices=("sample", "train", "all"))
+    bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -95,8 +95,9 @@ class Trainer:
     def __init__(self, dataset: ImageDataset, out_dir: Path, train_config: TrainConfig = TrainConfig(),
                  model_config: ModelConfig | None = None, diffusion_config: DiffusionConfig = DiffusionConfig(),
                  device: torch.device = torch.device("cpu"), init: Path | None = None, resume: bool = False,
-                 on_event: Callable[[TrainEvent], None] | None = None):
-        """model_config: width, attention and image size; channels and classes come from the dataset."""
+                 on_event: Callable[[TrainEvent], None] | None = None, model: torch.nn.Module | None = None):
+        """model_config: width, attention and image size; channels and classes come from the dataset.
+        model: a prebuilt network to train instead (the benchmarks' baseline U-Net)."""
         self.dataset, self.out_dir, self.config, self.device = dataset, Path(out_dir), train_config, device
         self.on_event = on_event or (lambda event: None)
         self.stop_requested = False
@@ -117,7 +118,7 @@ class Trainer:
         self.diffusion_config = diffusion_config
         self.schedule = NoiseSchedule(diffusion_config, device)
         torch.manual_seed(train_config.seed)
-        self.model = UNet(self.model_config).to(device)
+        self.model = (model or UNet(self.model_config)).to(device)
         if init is not None:
             init_model, _, _ = ckpt.load_model(init)
             if init_model.config != self.model_config:
@@ -264,7 +265,7 @@ class Trainer:
     # -- outputs -------------------------------------------------------------------------------------
 
     def ema_model(self) -> UNet:
-        model = UNet(self.model_config).to(self.device).eval()
+        model = UNet(self.model_config).to(self.device, memory_format=torch.channels_last).eval()
         model.load_state_dict(self.ema.shadow)
         return model
 

@@ -1,0 +1,225 @@
+"""Speed measurements anyone can re-run: `python -m fastdiff bench sample|train|all` measures on the
+current device and writes markdown tables (with the machine they were measured on) and a plot to
+assets/. Each configuration runs in a fresh process so that its peak memory is its own."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import platform
+import queue as queue_module
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from .baseline import BaselineUNet
+from .checkpoint import load_model
+from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .data import ImageDataset
+from .device import resolve_device, resolve_precision
+from .pipeline import sample_steps
+from .schedule import NoiseSchedule
+from .train import Trainer
+from .unet import UNet
+
+GRID_SIZE = 16      # images per guided grid (w = 2: 32 images per forward pass)
+GUIDANCE = 2.0
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    device = resolve_device()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+    return (f"{name}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
+            f"precision {resolve_precision('auto', device)}")
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, seconds: float = 2.0) -> float:
+    """Achieved FLOP/s of a large square matmul: the ceiling the networks are compared against."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+def forward_gflops(model: torch.nn.Module, image_size: int = 32) -> float:
+    """FLOPs of one forward pass for one image, counted by PyTorch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, 3, image_size, image_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.cpu()(x, torch.tensor([10]), torch.tensor([0]))
+    return counter.get_total_flops() / 1e9
+
+
+def build(kind: str, checkpoint: Path | None = None):
+    """A network to time: a shipped checkpoint when it exists, else random weights of the same shape."""
+    if checkpoint is not None and (Path(checkpoint) / "model.safetensors").exists():
+        model, diffusion, _ = load_model(checkpoint)
+        return model, diffusion, True
+    model = BaselineUNet() if kind == "baseline" else UNet(ModelConfig(attention=kind == "attention"))
+    return model.eval(), DiffusionConfig(), False
+
+
+def _isolated(queue, fn, args):
+    queue.put(fn(*args) | {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def isolated(fn, *args) -> dict:
+    """Run fn(*args) -> dict in a fresh process; adds its peak resident memory."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_isolated, args=(queue, fn, args))
+    process.start()
+    while process.is_alive() or not queue.empty():
+        try:
+            result = queue.get(timeout=1)
+            process.join()
+            return result
+        except queue_module.Empty:
+            continue
+    raise RuntimeError(f"benchmark process for {fn.__name__}{args} died with exit code {process.exitcode}")
+
+
+def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:
+    """Seconds for one guided 16-image grid; with timed_steps, the mean step time over that many steps
+    is extrapolated to all steps (for configurations too slow to run whole)."""
+    device = resolve_device()
+    precision = resolve_precision("auto", device)
+    model, diffusion, trained = build(kind, checkpoint)
+    model = model.to(device, memory_format=torch.channels_last)
+    labels = torch.arange(GRID_SIZE, device=device) % 10
+    seeds = list(range(GRID_SIZE))
+    schedule = NoiseSchedule(diffusion)
+    for _ in sample_steps(model, schedule, labels, seeds, "ddim", 2, GUIDANCE, precision=precision):
+        pass  # warm-up: first-call allocations and kernel selection
+    start = time.perf_counter()
+    first_frame, done = None, 0
+    for step in sample_steps(model, schedule, labels, seeds, sampler, steps, GUIDANCE, precision=precision):
+        step.x0.float().sum().item()  # force completion, as a UI converting the frame would
+        first_frame = first_frame or time.perf_counter() - start
+        done += 1
+        if timed_steps and done == timed_steps:
+            break
+    seconds = (time.perf_counter() - start) * steps / done
+    return {"seconds": seconds, "first_frame_s": first_frame, "trained": trained,
+            "extrapolated_from": done if done < steps else None}
+
+
+def time_training(kind: str, precision: str, batch_size: int = 128, timed_steps: int = 4) -> dict:
+    """Images/s of real Trainer steps (loss, backward, Adam, EMA) on synthetic data."""
+    device = resolve_device()
+    images = torch.randint(0, 256, (batch_size * (timed_steps + 2), 3, 32, 32), dtype=torch.uint8)
+    dataset = ImageDataset(images, torch.arange(len(images)) % 10, tuple(str(i) for i in range(10)))
+    model = BaselineUNet() if kind == "baseline" else None
+    trainer = Trainer(dataset, Path("/nonexistent"), TrainConfig(batch_size=batch_size, precision=precision),
+                      ModelConfig(attention=kind == "attention"), device=device, model=model)
+    batches = list(dataset.batches(batch_size, torch.Generator().manual_seed(0)))
+    for x0, labels in batches[:2]:
+        trainer.train_step(x0, labels)  # warm-up
+    start = time.perf_counter()
+    for x0, labels in batches[2:]:
+        trainer.train_step(x0, labels)
+    return {"images_per_s": batch_size * timed_steps / (time.perf_counter() - start)}
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def quality(checkpoint: Path | None) -> tuple[str, str]:
+    """Class accuracy and KID from a checkpoint's eval.json, when the evaluator has written one."""
+    path = Path(checkpoint or "") / "eval.json"
+    if not path.is_file():
+        return "not measured", "not measured"
+    result = json.loads(path.read_text())
+    return f"{100 * result['class_accuracy']:.1f}%", f"{result['kid']:.4f}"
+
+
+SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (None: all)
+    ("Baseline DDPM U-Net (35.7M)", "baseline", None, "ddpm", 500, 5),
+    ("FastDiff", "base", "checkpoints/cifar10-base", "ddpm", 500, None),
+    ("FastDiff", "base", "checkpoints/cifar10-base", "ddim", 100, None),
+    ("FastDiff", "base", "checkpoints/cifar10-base", "ddim", 50, None),
+    ("FastDiff + attention", "attention", "checkpoints/cifar10-attn", "ddim", 100, None),
+    ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 20, None),
+    ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 10, None),
+]
+
+
+def bench_sample(assets: Path) -> str:
+    rows, results = [], []
+    for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
+        result = isolated(time_sampling, kind, checkpoint, sampler, steps, timed)
+        results.append((f"{label} {sampler.upper()}-{steps}", result))
+        baseline_seconds = results[0][1]["seconds"]
+        accuracy, kid = quality(checkpoint) if result["trained"] else ("untrained weights", "")
+        note = f" (mean of {result['extrapolated_from']} steps x {steps})" if result["extrapolated_from"] else ""
+        rows.append([f"{label}", f"{sampler.upper()}-{steps}", steps, f"{result['seconds']:.2f}{note}",
+                     f"{GRID_SIZE / result['seconds']:.1f}", f"{baseline_seconds / result['seconds']:.1f}x",
+                     f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", accuracy, kid])
+        print(rows[-1], flush=True)
+    table = markdown_table(["model", "sampler", "NFE", f"s per {GRID_SIZE}-image guided grid", "images/s",
+                            "speed vs baseline", "first frame", "peak RSS", "class acc.", "KID"], rows)
+    _plot_sampling(results, assets / "bench-sample.png")
+    return table
+
+
+def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(7, 3.5))
+    labels = [label for label, _ in results]
+    axis.barh(labels, [r["seconds"] for _, r in results], color="tab:blue")
+    axis.set_xscale("log")
+    axis.set_xlabel(f"seconds per {GRID_SIZE}-image guided grid (log scale)")
+    axis.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def bench_train(assets: Path) -> str:
+    device = resolve_device()
+    amp = resolve_precision("auto", device)
+    peak = matmul_peak_gflops(device, torch.bfloat16 if amp == "bf16" else torch.float16 if amp == "fp16" else torch.float32)
+    rows, speeds = [], {}
+    for label, kind in (("FastDiff", "base"), ("FastDiff + attention", "attention"), ("Baseline DDPM U-Net", "baseline")):
+        model, _, _ = build(kind)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        gflops = forward_gflops(model)
+        timed = 2 if kind == "baseline" else 6
+        fp32 = isolated(time_training, kind, "fp32", 128, timed)
+        mixed = isolated(time_training, kind, amp, 128, timed)
+        speeds[kind] = (fp32["images_per_s"], mixed["images_per_s"])
+        utilisation = 3 * gflops * mixed["images_per_s"] / peak  # backward ~ 2x forward
+        rows.append([label, f"{params:.2f}M", f"{gflops:.2f}", f"{fp32['images_per_s']:.1f}",
+                     f"{mixed['images_per_s']:.1f}", f"{mixed['images_per_s'] / fp32['images_per_s']:.2f}x",
+                     f"{fp32['peak_rss_mb']:.0f} / {mixed['peak_rss_mb']:.0f} MB", f"{100 * utilisation:.0f}%"])
+        print(rows[-1], flush=True)
+    table = markdown_table(["model", "parameters", "GFLOP per image (forward)", "fp32 images/s",
+                            f"{amp} images/s", "AMP speed-up", "peak RSS fp32 / AMP",
+                            f"AMP utilisation of {peak:.0f} GFLOP/s {amp} matmul"], rows)
+    ratio = speeds["base"][1] / speeds["baseline"][0]
+    return table + (f"\n\nFastDiff with AMP trains {ratio:.1f}x as many images/s as the baseline in fp32 "
+                    f"({speeds['base'][1] / speeds['baseline'][1]:.1f}x the baseline with AMP).")
+
+
+def run(what: str, assets: Path = Path("assets")) -> None:
+    assets.mkdir(parents=True, exist_ok=True)
+    header = f"Measured with `python -m fastdiff bench {{}}` on: {machine()}.\n\n"
+    for name, bench in (("train", bench_train), ("sample", bench_sample)):
+        if what in (name, "all"):
+            text = f"# Benchmark: {name}\n\n" + header.format(name) + bench(assets) + "\n"
+            (assets / f"bench-{name}.md").write_text(text)
+            print(text)
