@@ -19,9 +19,11 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from .cascade import build_model
+from .cascade_sampling import cascade_sample_steps
 from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import ImageDataset
 from .device import autocast, resolve_precision, setup_backends
@@ -261,13 +263,19 @@ class Trainer:
         return model
 
     def preview(self, num_frames: int = 10) -> Path:
-        """A denoising sequence, noise to image, for a few classes: a strip PNG and a GIF."""
+        """A denoising sequence, noise to image, for a few classes: a strip PNG and a GIF. A cascade
+        shows all its stages, the low-resolution frames enlarged."""
         classes = list(range(min(4, self.model_config.num_classes)))
         labels = torch.tensor(classes, device=self.device) if classes else None
-        steps = sample_steps(self.ema_model(), self.schedule, labels, seeds=list(range(max(1, len(classes)))),
-                             sampler="ddim", num_steps=50, precision=self.precision)
-        frames = [step.x0 for step in steps if step.index % max(1, step.num_steps // num_frames) == 0
-                  or step.index + 1 == step.num_steps]
+        seeds, size = list(range(max(1, len(classes)))), self.model_config.image_size
+        if self.cascade_config is None:
+            steps = sample_steps(self.ema_model(), self.schedule, labels, seeds, sampler="ddim", num_steps=50,
+                                 precision=self.precision)
+        else:
+            steps = cascade_sample_steps(self.ema_model(), self.schedule, labels, seeds,
+                                         len(self.cascade_config.resolutions), precision=self.precision)
+        frames = [F.interpolate(step.x0, size=(size, size)) for step in steps
+                  if step.index % max(1, step.num_steps // num_frames) == 0 or step.index + 1 == step.num_steps]
         columns = torch.stack(frames, dim=1).flatten(0, 1)  # row per class, column per moment
         base = self.out_dir / "previews" / f"epoch-{self.epoch:03d}"
         save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))

@@ -177,6 +177,7 @@ def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path):
     model, _, _ = load_model(tmp_path / "cascade")
     assert isinstance(model, CascadeUNet) and model.cascade == CascadeConfig()
     assert not torch.equal(start["inputs.8.weight"], trainer.model.state_dict()["inputs.8.weight"])
+    assert trainer.preview().exists()  # all three stages, frames enlarged to 32x32
     resumed = Trainer(color_dataset(), tmp_path / "cascade", config, ModelConfig(n_feat=8), resume=True,
                       cascade_config=CascadeConfig())
     assert resumed.step == trainer.step
