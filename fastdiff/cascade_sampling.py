@@ -92,9 +92,11 @@ def default_stages(num_stages: int, model: UNet, schedule: NoiseSchedule, sample
     With ddim (50 plain steps): 8x8 27 of 50 steps, 16x16 19 of 35, 32x32 25."""
     resolutions = resolutions_of(model)
     if not 1 <= num_stages <= len(resolutions):
-        kind = "a cascade of " + " -> ".join(map(str, resolutions)) if len(resolutions) > 1 else "a plain model"
-        raise ValueError(f"{num_stages} stages asked, but this checkpoint is {kind}: use 1 to "
-                         f"{len(resolutions)} stages (more need a checkpoint trained with --cascade)")
+        if len(resolutions) == 1:
+            raise ValueError(f"{num_stages} stages asked, but this checkpoint is a plain model: it samples "
+                             f"in 1 stage (more need a checkpoint trained with --cascade)")
+        raise ValueError(f"{num_stages} stages asked, but this checkpoint is a cascade of "
+                         f"{' -> '.join(map(str, resolutions))}: use 1 to {len(resolutions)} stages")
     base = DEFAULT_STEPS[sampler] or schedule.num_timesteps
     narrow = narrowed_start(schedule)
     stages = []
@@ -170,8 +172,8 @@ def stage_nfe(stages: list[Stage]) -> dict[int, int]:
 
 @torch.inference_mode()
 def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10) -> dict[int, float]:
-    """Median seconds of one model evaluation at each of the model's resolutions on its device (with
-    the condition where the resolution takes one), after a warm-up call."""
+    """Average seconds of one model evaluation at each of the model's resolutions on its device (with
+    the condition where the resolution takes one), after a warm-up call: appendix B's step latency."""
     device = next(model.parameters()).device
     latency = {}
     for i, size in enumerate(resolutions_of(model)):
@@ -185,7 +187,7 @@ def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10) -
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
-        latency[size] = statistics.median(times[1:])
+        latency[size] = statistics.fmean(times[1:])
     return latency
 
 
