@@ -70,7 +70,8 @@ class CascadeUNet(UNet):
             raise ValueError(f"this cascade generates {self.cascade.resolutions}, not {size}x{size}")
         index = self.cascade.resolutions.index(size)
         one_hot = F.one_hot(torch.full_like(t, index, dtype=torch.long), len(self.cascade.resolutions))
-        emb = self.embed(t, class_labels) + self.resolution_embedding(one_hot.to(self.resolution_embedding.weight.dtype))
+        weight = self.resolution_embedding.weight
+        emb = self.embed(t, class_labels) + self.resolution_embedding(one_hot.to(weight.dtype))
         full = size == self.config.image_size
         h = (self.conv_in if full else self.inputs[str(size)])(x_t)
         if condition is not None:

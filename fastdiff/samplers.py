@@ -3,8 +3,9 @@ can stream frames and a CLI can draw a progress bar) and returns the final image
 
 A sampler takes a `denoiser(x_t, t) -> eps` (guidance already applied, see guidance.py), the noise
 schedule, the starting noise x_T and a step count; optionally `t_start`, the timestep x_T stands at
-(default T-1, pure noise), for the narrower noise range of a cascade's conditioned stages. All arithmetic is float32; coefficients are Python
-floats computed once, so the loop has no host-device synchronisation.
+(default T-1, pure noise), for the narrower noise range of a cascade's conditioned stages. All
+arithmetic is float32; coefficients are Python floats computed once, so the loop has no host-device
+synchronisation.
 """
 from __future__ import annotations
 

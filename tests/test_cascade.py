@@ -125,8 +125,9 @@ def test_truncated_sampling_visits_the_configured_stages_and_steps(cascade, num_
     assert all(r.num_steps == len(records) == sum(stage_nfe(stages).values()) for r in records)
     for r in records:
         assert r.x_t.shape == r.x0.shape == (2, 3, r.resolution, r.resolution)
-    first = [r.t for r in records if r.stage == 0]
-    assert first == timestep_grid(50, stages[0].num_steps, stages[0].t_start)[:stages[0].nfe]
+    for i, stage in enumerate(stages):  # each stage walks its own grid from t_start, cut at the truncation
+        grid = timestep_grid(50, stage.num_steps, stage.t_start)
+        assert [r.t for r in records if r.stage == i] == grid[:stage.nfe] and grid[0] == (stage.t_start or 49)
     assert drain(cascade_sample_steps(cascade, SCHEDULE, LABELS, [0, 1], stages)).shape == (2, 3, 32, 32)
 
 
