@@ -12,7 +12,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import DiffusionConfig, ModelConfig, from_dict, to_dict
+from .cascade import build_model
+from .config import CascadeConfig, DiffusionConfig, ModelConfig, from_dict, to_dict
 from .unet import UNet
 
 WEIGHTS_NAME = "model.safetensors"
@@ -56,18 +57,27 @@ def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[s
 
 def save_model(folder: Path, state_dict: dict[str, torch.Tensor], model_config: ModelConfig,
                diffusion_config: DiffusionConfig, training: dict | None = None,
-               dtype: torch.dtype = torch.float16) -> None:
-    """Write the shippable checkpoint: weights (fp16 by default) + config.json."""
+               dtype: torch.dtype = torch.float16, cascade_config: CascadeConfig | None = None) -> None:
+    """Write the shippable checkpoint: weights (fp16 by default) + config.json, which has a "cascade"
+    entry only for a LowDiff cascade."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_tensors(folder / WEIGHTS_NAME, {k: v.to(dtype) if v.is_floating_point() else v
                                          for k, v in state_dict.items()})
     config = {"model": to_dict(model_config), "diffusion": to_dict(diffusion_config),
               "training": training or {}}
+    if cascade_config is not None:
+        config["cascade"] = to_dict(cascade_config)
     atomic_write(folder / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
 
 
 def read_config(folder: Path) -> tuple[ModelConfig, DiffusionConfig, dict]:
+    model_config, diffusion_config, training, _ = read_full_config(folder)
+    return model_config, diffusion_config, training
+
+
+def read_full_config(folder: Path) -> tuple[ModelConfig, DiffusionConfig, dict, CascadeConfig | None]:
+    """read_config plus the cascade config (None for a plain model)."""
     path = Path(folder) / CONFIG_NAME
     if not Path(folder).is_dir():
         raise CheckpointError(f"{folder}: checkpoint folder not found")
@@ -75,8 +85,9 @@ def read_config(folder: Path) -> tuple[ModelConfig, DiffusionConfig, dict]:
         raise CheckpointError(f"{path}: file not found")
     try:
         config = json.loads(path.read_text())
+        cascade = from_dict(CascadeConfig, config["cascade"]) if "cascade" in config else None
         return (from_dict(ModelConfig, config["model"]), from_dict(DiffusionConfig, config["diffusion"]),
-                config.get("training", {}))
+                config.get("training", {}), cascade)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: not a valid FastDiff config: {e}") from e
 
@@ -98,10 +109,14 @@ def load_state_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
 
 
 def load_model(folder: Path, device: str | torch.device = "cpu") -> tuple[UNet, DiffusionConfig, dict]:
-    """Load a checkpoint folder into an fp32 UNet in eval mode, in channels_last layout (faster
-    convolutions on CPU and GPU); returns (model, diffusion config, training metadata)."""
-    model_config, diffusion_config, training = read_config(folder)
-    model = UNet(model_config)
+    """Load a checkpoint folder into an fp32 UNet (a CascadeUNet when config.json has a "cascade"
+    entry) in eval mode, in channels_last layout (faster convolutions on CPU and GPU); returns
+    (model, diffusion config, training metadata)."""
+    model_config, diffusion_config, training, cascade_config = read_full_config(folder)
+    try:
+        model = build_model(model_config, cascade_config)
+    except ValueError as e:
+        raise CheckpointError(f"{Path(folder) / CONFIG_NAME}: not a valid FastDiff config: {e}") from e
     path = Path(folder) / WEIGHTS_NAME
     state_dict, _ = load_tensors(path)
     load_state_into(model, state_dict, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError
-from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from .data import DataError
 from .device import PRECISIONS
 from .samplers import SAMPLERS
@@ -39,9 +39,44 @@ def class_labels(spec: str, class_names: tuple[str, ...], n: int, seed: int) -> 
     return torch.full((n,), class_names.index(spec.lower()))
 
 
+def int_list(spec: str) -> list[int]:
+    """'27,19' -> [27, 19]."""
+    try:
+        return [int(part) for part in spec.split(",")]
+    except ValueError:
+        raise UsageError(f"expected comma-separated integers, got {spec!r}") from None
+
+
+def cascade_stages(args, model, schedule):
+    """The --stages settings: default_stages with --sampler for every stage, then --stage-steps and
+    --truncate if given."""
+    from .cascade_sampling import default_stages
+
+    if args.steps is not None:
+        raise UsageError("with --stages, give step counts per stage with --stage-steps")
+    stages = default_stages(args.stages, model, schedule, args.sampler)
+    if args.stage_steps:
+        steps = int_list(args.stage_steps)
+        if len(steps) != len(stages):
+            raise UsageError(f"--stage-steps needs {len(stages)} numbers, got {len(steps)}")
+        for stage, count in zip(stages, steps):
+            stage.num_steps = count
+    if args.truncate:
+        points = int_list(args.truncate)
+        if len(points) != len(stages) - 1:
+            raise UsageError(f"--truncate needs {len(stages) - 1} numbers (one per stage but the last), "
+                             f"got {len(points)}")
+        for stage, point in zip(stages, points):
+            stage.truncate = point
+    return stages
+
+
 def cmd_sample(args) -> None:
     from tqdm import tqdm
 
+    import torch.nn.functional as F
+
+    from .cascade_sampling import cascade_sample_steps
     from .checkpoint import load_model
     from .device import resolve_device, resolve_precision
     from .images import grid, save_animation, save_png
@@ -50,6 +85,8 @@ def cmd_sample(args) -> None:
 
     if not 1 <= args.n <= 1024:
         raise UsageError(f"--n must be between 1 and 1024, got {args.n}")
+    if args.stages is None and (args.stage_steps or args.truncate):
+        raise UsageError("--stage-steps and --truncate need --stages")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     model, diffusion_config, _ = load_model(args.checkpoint, device)
@@ -59,15 +96,21 @@ def cmd_sample(args) -> None:
         raise UsageError(str(e)) from e
     labels = class_labels(args.class_name, model.config.class_names if model.config.num_classes else (),
                           args.n, args.seed)
-    steps = sample_steps(model, NoiseSchedule(diffusion_config), labels, list(range(args.seed, args.seed + args.n)),
-                         args.sampler, args.steps, args.guidance, args.eta, precision)
+    schedule, seeds = NoiseSchedule(diffusion_config), list(range(args.seed, args.seed + args.n))
+    if args.stages is None:
+        steps = sample_steps(model, schedule, labels, seeds, args.sampler, args.steps, args.guidance,
+                             args.eta, precision)
+    else:
+        steps = cascade_sample_steps(model, schedule, labels, seeds, cascade_stages(args, model, schedule),
+                                     args.guidance, args.eta, precision)
+    size = model.config.image_size
     frames = []
     with tqdm(desc=f"{args.sampler}", unit="step", disable=args.quiet) as bar:
         for step in steps:
             bar.total = step.num_steps
             bar.update()
             if args.gif and (step.index % max(1, step.num_steps // 40) == 0 or step.index + 1 == step.num_steps):
-                frames.append(grid(step.x0, scale=2))
+                frames.append(grid(F.interpolate(step.x0, size=(size, size)), scale=2))  # low-res stages too
             images = step.x_t
     save_png(grid(images), args.out)
     print(f"wrote {args.out}")
@@ -85,6 +128,8 @@ def cmd_train(args) -> None:
 
     device = setup_distributed() or resolve_device(args.device)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
+    size = model_config.image_size
+    cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise UsageError("--epochs, --batch-size and --lr must be positive")
     dataset = load_dataset(args.data, "train", model_config.image_size)
@@ -96,7 +141,7 @@ def cmd_train(args) -> None:
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
     try:
         trainer = Trainer(dataset, args.out, train_config, model_config, diffusion_config, device,
-                          init=args.init, resume=args.resume)
+                          init=args.init, resume=args.resume, cascade_config=cascade_config)
     except ValueError as e:
         raise UsageError(str(e)) from e
     is_main = trainer.rank == 0
@@ -148,6 +193,14 @@ def build_parser() -> Parser:
     sample.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--gif", type=Path, default=None, help="also write the denoising as a GIF")
+    sample.add_argument("--stages", type=int, default=None,
+                        help="LowDiff cascade stages: 1 (32), 2 (16->32) or 3 (8->16->32); 2 and 3 need a "
+                             "cascade checkpoint")
+    sample.add_argument("--stage-steps", default=None,
+                        help="with --stages: timestep-grid steps per stage, lowest first (e.g. 50,35,25)")
+    sample.add_argument("--truncate", default=None,
+                        help="with --stages: steps run per stage before handing over, all but the last "
+                             "(e.g. 27,19)")
     sample.set_defaults(run=cmd_sample)
 
     train = commands.add_parser("train", parents=[device], help="train a model")
@@ -156,6 +209,8 @@ def build_parser() -> Parser:
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, log, previews)")
     train.add_argument("--attention", action="store_true", help="4-head self-attention at 8x8")
     train.add_argument("--n-feat", type=int, default=ModelConfig.n_feat)
+    train.add_argument("--cascade", action="store_true",
+                       help="train a LowDiff cascade: one network for 8x8, 16x16 and 32x32")
     defaults = TrainConfig()
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)

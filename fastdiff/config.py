@@ -33,6 +33,22 @@ class ModelConfig:
 
 
 @dataclass
+class CascadeConfig:
+    """A LowDiff cascade: one network for several resolutions. Stored as config.json's "cascade" entry;
+    a checkpoint without one is a plain UNet."""
+    resolutions: tuple[int, ...] = (8, 16, 32)  # lowest first; each is image_size, image_size / 2 or / 4
+    condition_dropout: float = 0.1  # share of training images whose low-res condition is dropped, so
+                                    # that any resolution can also start a cascade (1, 2 or 3 stages)
+
+    def __post_init__(self):
+        self.resolutions = tuple(int(r) for r in self.resolutions)
+        if len(self.resolutions) < 2 or list(self.resolutions) != sorted(set(self.resolutions)):
+            raise ValueError(f"cascade resolutions must be at least two increasing sizes, got {self.resolutions}")
+        if not 0 <= self.condition_dropout <= 1:
+            raise ValueError(f"condition_dropout must be between 0 and 1, got {self.condition_dropout}")
+
+
+@dataclass
 class DiffusionConfig:
     num_timesteps: int = 500     # T
     schedule: str = "linear"     # "linear" (DDPM) or "cosine" (Nichol & Dhariwal 2021)

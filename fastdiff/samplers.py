@@ -2,8 +2,10 @@
 can stream frames and a CLI can draw a progress bar) and returns the final images.
 
 A sampler takes a `denoiser(x_t, t) -> eps` (guidance already applied, see guidance.py), the noise
-schedule, the starting noise x_T and a step count. All arithmetic is float32; coefficients are Python
-floats computed once, so the loop has no host-device synchronisation.
+schedule, the starting noise x_T and a step count; optionally `t_start`, the timestep x_T stands at
+(default T-1, pure noise), for the narrower noise range of a cascade's conditioned stages. All
+arithmetic is float32; coefficients are Python floats computed once, so the loop has no host-device
+synchronisation.
 """
 from __future__ import annotations
 
@@ -42,13 +44,16 @@ class ImageRNG:
                             for g in self.generators])
 
 
-def timestep_grid(num_timesteps: int, num_steps: int) -> list[int]:
-    """num_steps evenly spaced timesteps from T-1 down, "trailing" spacing (Lin et al. 2024, table 2):
-    the first step starts at pure noise and the last one jumps to the clean image. All T steps give
-    T-1, ..., 0."""
-    if not 1 <= num_steps <= num_timesteps:
-        raise ValueError(f"steps must be between 1 and {num_timesteps}, got {num_steps}")
-    return [round(num_timesteps - i * num_timesteps / num_steps) - 1 for i in range(num_steps)]
+def timestep_grid(num_timesteps: int, num_steps: int, t_start: int | None = None) -> list[int]:
+    """num_steps evenly spaced timesteps from t_start (default T-1) down, "trailing" spacing (Lin et
+    al. 2024, table 2): the first step starts at pure noise and the last one jumps to the clean image.
+    All T steps give T-1, ..., 0."""
+    span = num_timesteps if t_start is None else t_start + 1
+    if not 1 <= span <= num_timesteps:
+        raise ValueError(f"t_start must be between 0 and {num_timesteps - 1}, got {t_start}")
+    if not 1 <= num_steps <= span:
+        raise ValueError(f"steps must be between 1 and {span}, got {num_steps}")
+    return [round(span - i * span / num_steps) - 1 for i in range(num_steps)]
 
 
 def _predict(denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: int,
@@ -65,14 +70,15 @@ def _predict(denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: in
 
 
 def ddpm(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int | None = None,
-         *, rng: ImageRNG, clip_x0: bool = True, **_) -> SamplerSteps:
+         *, rng: ImageRNG, clip_x0: bool = True, t_start: int | None = None, **_) -> SamplerSteps:
     """Ancestral sampling (Ho et al. 2020, Algorithm 2) with sigma_t^2 = beta_t.
 
     With fewer than T steps the schedule is respaced (Nichol & Dhariwal 2021, section 4):
     beta'_i = 1 - alpha_bar_i / alpha_bar_prev.
     """
     alpha_bar = schedule.alpha_bar.tolist()
-    timesteps = timestep_grid(schedule.num_timesteps, num_steps or schedule.num_timesteps)
+    first = schedule.num_timesteps - 1 if t_start is None else t_start
+    timesteps = timestep_grid(schedule.num_timesteps, num_steps or first + 1, t_start)  # default: every step
     x = x_T
     for i, t in enumerate(timesteps):
         _, x0 = _predict(denoiser, schedule, x, t, clip_x0)
@@ -90,14 +96,15 @@ def ddpm(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_ste
 
 
 def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
-         *, eta: float = 0.0, rng: ImageRNG | None = None, clip_x0: bool = True, **_) -> SamplerSteps:
+         *, eta: float = 0.0, rng: ImageRNG | None = None, clip_x0: bool = True, t_start: int | None = None,
+         **_) -> SamplerSteps:
     """DDIM (Song et al. 2021, eq. 12); eta = 0 is deterministic, eta = 1 is ancestral-like."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be between 0 and 1, got {eta}")
     if eta > 0 and rng is None:
         raise ValueError("DDIM with eta > 0 needs an rng for its noise")
     alpha_bar = schedule.alpha_bar.tolist()
-    timesteps = timestep_grid(schedule.num_timesteps, num_steps)
+    timesteps = timestep_grid(schedule.num_timesteps, num_steps, t_start)
     x = x_T
     for i, t in enumerate(timesteps):
         eps, x0 = _predict(denoiser, schedule, x, t, clip_x0)
@@ -113,12 +120,12 @@ def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_ste
 
 
 def dpm_solver_pp(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
-                  *, clip_x0: bool = True, **_) -> SamplerSteps:
+                  *, clip_x0: bool = True, t_start: int | None = None, **_) -> SamplerSteps:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
     probability-flow ODE in data prediction, in lambda = log(alpha / sigma). The last step goes to
     sigma = 0 with first order, which returns the final x0 prediction."""
     alpha_bar = schedule.alpha_bar.tolist()
-    timesteps = timestep_grid(schedule.num_timesteps, num_steps)
+    timesteps = timestep_grid(schedule.num_timesteps, num_steps, t_start)
     alpha = [math.sqrt(ab) for ab in alpha_bar]
     sigma = [math.sqrt(1 - ab) for ab in alpha_bar]
     lam = [math.log(a / s) for a, s in zip(alpha, sigma)]

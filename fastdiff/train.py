@@ -22,10 +22,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .config import DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from .cascade import build_model
+from .cascade_sampling import cascade_sample_steps
+from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import ImageDataset
 from .device import autocast, resolve_precision, setup_backends
 from .images import grid, save_animation, save_png
+from .losses import cascade_loss, diffusion_loss
 from .pipeline import sample_steps
 from .schedule import NoiseSchedule
 from .unet import UNet
@@ -40,24 +43,6 @@ class TrainEvent:
     epoch: int
     step: int
     data: dict = field(default_factory=dict)
-
-
-def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor,
-                   generator: torch.Generator, label_dropout: float) -> torch.Tensor:
-    """Ho et al. 2020, Algorithm 1: MSE between the noise and its prediction at a uniform t, with
-    labels replaced by the null class at rate label_dropout (classifier-free guidance training)."""
-    device = x0.device
-    n = x0.shape[0]
-    t = torch.randint(0, schedule.num_timesteps, (n,), generator=generator).to(device)
-    noise = torch.randn(x0.shape, generator=generator).to(device)
-    drop = (torch.rand(n, generator=generator) < label_dropout).to(device)
-    labels = torch.where(drop, torch.full_like(labels, model_config(model).num_classes), labels)
-    x_t = schedule.q_sample(x0, t, noise)
-    return F.mse_loss(model(x_t, t, labels).float(), noise)
-
-
-def model_config(model) -> ModelConfig:
-    return (model.module if hasattr(model, "module") else model).config
 
 
 class EMA:
@@ -95,8 +80,10 @@ class Trainer:
     def __init__(self, dataset: ImageDataset, out_dir: Path, train_config: TrainConfig = TrainConfig(),
                  model_config: ModelConfig | None = None, diffusion_config: DiffusionConfig = DiffusionConfig(),
                  device: torch.device = torch.device("cpu"), init: Path | None = None, resume: bool = False,
-                 on_event: Callable[[TrainEvent], None] | None = None, model: torch.nn.Module | None = None):
+                 on_event: Callable[[TrainEvent], None] | None = None, cascade_config: CascadeConfig | None = None,
+                 model: torch.nn.Module | None = None):
         """model_config: width, attention and image size; channels and classes come from the dataset.
+        cascade_config: train a LowDiff cascade (cascade.py) with cascade_loss instead of a plain UNet.
         model: a prebuilt network to train instead (the benchmarks' baseline U-Net)."""
         self.dataset, self.out_dir, self.config, self.device = dataset, Path(out_dir), train_config, device
         self.on_event = on_event or (lambda event: None)
@@ -115,16 +102,19 @@ class Trainer:
         self.model_config = from_dict(ModelConfig, {
             **to_dict(base), "image_channels": dataset.images.shape[1], "image_size": dataset.images.shape[2],
             "num_classes": len(dataset.class_names), "class_names": dataset.class_names})
-        self.diffusion_config = diffusion_config
+        self.diffusion_config, self.cascade_config = diffusion_config, cascade_config
+        self.loss = diffusion_loss if cascade_config is None else cascade_loss
         self.schedule = NoiseSchedule(diffusion_config, device)
         torch.manual_seed(train_config.seed)
-        self.model = (model or UNet(self.model_config)).to(device)
+        self.model = (model or build_model(self.model_config, cascade_config)).to(device)
         if init is not None:
             init_model, _, _ = ckpt.load_model(init)
-            if init_model.config != self.model_config:
+            init_cascade = getattr(init_model, "cascade", None)
+            if init_model.config != self.model_config or init_cascade not in (None, cascade_config):
                 raise ValueError(f"{init}: its model config does not match this run's "
                                  f"({init_model.config} vs {self.model_config})")
-            self.model.load_state_dict(init_model.state_dict())
+            # A plain checkpoint warm-starts a cascade's full-size path; its new layers keep their init.
+            self.model.load_state_dict(init_model.state_dict(), strict=init_cascade == cascade_config)
         self.ema = EMA(self.model, train_config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
@@ -152,9 +142,11 @@ class Trainer:
         meta = {"step": self.step, "losses": self.losses, "scaler": self.scaler.state_dict(),
                 "param_groups": optimizer_state["param_groups"], "train": to_dict(self.config),
                 "model": to_dict(self.model_config), "diffusion": to_dict(self.diffusion_config)}
+        if self.cascade_config is not None:
+            meta["cascade"] = to_dict(self.cascade_config)
         ckpt.save_tensors(self.out_dir / STATE_NAME, tensors, meta)
         ckpt.save_model(self.out_dir, self.ema.shadow, self.model_config, self.diffusion_config,
-                        self.metadata())
+                        self.metadata(), cascade_config=self.cascade_config)
         self.on_event(TrainEvent("checkpoint", self.epoch, self.step, {"path": str(self.out_dir)}))
 
     def _load_state(self) -> None:
@@ -162,6 +154,9 @@ class Trainer:
         tensors, meta = ckpt.load_tensors(path, self.device)
         if meta["model"] != json.loads(json.dumps(to_dict(self.model_config))):
             raise ckpt.CheckpointError(f"{path}: was trained with another model config: {meta['model']}")
+        cascade = self.cascade_config and json.loads(json.dumps(to_dict(self.cascade_config)))
+        if meta.get("cascade") != cascade:
+            raise ckpt.CheckpointError(f"{path}: was trained with another cascade config: {meta.get('cascade')}")
         ckpt.load_state_into(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
         self.ema.shadow = {k[4:]: v.float() for k, v in tensors.items() if k.startswith("ema.")}
         state: dict[int, dict] = {}
@@ -195,8 +190,8 @@ class Trainer:
             group["lr"] = lr
         generator = torch.Generator().manual_seed(self.config.seed * 2 ** 40 + self.rank * 2 ** 32 + self.step)
         with autocast(self.device, self.precision):
-            loss = diffusion_loss(self.ddp_model, self.schedule, x0.to(self.device), labels.to(self.device),
-                                  generator, self.config.label_dropout)
+            loss = self.loss(self.ddp_model, self.schedule, x0.to(self.device), labels.to(self.device),
+                             generator, self.config.label_dropout)
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         finite = torch.isfinite(loss.detach()).float()
@@ -265,18 +260,25 @@ class Trainer:
     # -- outputs -------------------------------------------------------------------------------------
 
     def ema_model(self) -> UNet:
-        model = UNet(self.model_config).to(self.device, memory_format=torch.channels_last).eval()
+        model = build_model(self.model_config, self.cascade_config).to(self.device, memory_format=torch.channels_last)
+        model.eval()
         model.load_state_dict(self.ema.shadow)
         return model
 
     def preview(self, num_frames: int = 10) -> Path:
-        """A denoising sequence, noise to image, for a few classes: a strip PNG and a GIF."""
+        """A denoising sequence, noise to image, for a few classes: a strip PNG and a GIF. A cascade
+        shows all its stages, the low-resolution frames enlarged."""
         classes = list(range(min(4, self.model_config.num_classes)))
         labels = torch.tensor(classes, device=self.device) if classes else None
-        steps = sample_steps(self.ema_model(), self.schedule, labels, seeds=list(range(max(1, len(classes)))),
-                             sampler="ddim", num_steps=50, precision=self.precision)
-        frames = [step.x0 for step in steps if step.index % max(1, step.num_steps // num_frames) == 0
-                  or step.index + 1 == step.num_steps]
+        seeds, size = list(range(max(1, len(classes)))), self.model_config.image_size
+        if self.cascade_config is None:
+            steps = sample_steps(self.ema_model(), self.schedule, labels, seeds, sampler="ddim", num_steps=50,
+                                 precision=self.precision)
+        else:
+            steps = cascade_sample_steps(self.ema_model(), self.schedule, labels, seeds,
+                                         len(self.cascade_config.resolutions), precision=self.precision)
+        frames = [F.interpolate(step.x0, size=(size, size)) for step in steps
+                  if step.index % max(1, step.num_steps // num_frames) == 0 or step.index + 1 == step.num_steps]
         columns = torch.stack(frames, dim=1).flatten(0, 1)  # row per class, column per moment
         base = self.out_dir / "previews" / f"epoch-{self.epoch:03d}"
         save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))

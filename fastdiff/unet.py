@@ -108,11 +108,24 @@ class UNet(nn.Module):
                 class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """x_t: (B, C, H, W) noisy images; t: (B,) timesteps; class_labels: (B,) or None -> eps."""
         emb = self.embed(t, class_labels)
-        skip1 = self.enc1(self.conv_in(x_t), emb)
-        skip2 = self.enc2(self.down1(skip1), emb)
-        h = self.mid(self.enc3(self.down2(skip2), emb), emb)
+        return self.conv_out(self.body(self.conv_in(x_t), emb))
+
+    def body(self, h: torch.Tensor, emb: torch.Tensor, depth: int = 0) -> torch.Tensor:
+        """Everything between the input and output convolutions. depth 0 is the whole U-Net,
+        (B, n, H, W) -> (B, n, H, W); depth 1 enters at the 16x16 level, (B, n, H/2, W/2) -> same;
+        depth 2 is the 8x8 bottleneck alone, (B, n, H/4, W/4) -> (B, 2n, H/4, W/4). The inner
+        sub-networks are what a LowDiff cascade reuses for its lower resolutions (cascade.py)."""
+        if depth == 0:
+            skip1 = self.enc1(h, emb)
+            h = self.down1(skip1)
+        if depth <= 1:
+            skip2 = self.enc2(h, emb)
+            h = self.down2(skip2)
+        h = self.mid(self.enc3(h, emb), emb)
         if self.attention is not None:
             h = self.attention(h)
-        h = self.dec2(torch.cat([F.interpolate(h, scale_factor=2.0), skip2], dim=1), emb)
-        h = self.dec1(torch.cat([F.interpolate(h, scale_factor=2.0), skip1], dim=1), emb)
-        return self.conv_out(h)
+        if depth <= 1:
+            h = self.dec2(torch.cat([F.interpolate(h, scale_factor=2.0), skip2], dim=1), emb)
+        if depth == 0:
+            h = self.dec1(torch.cat([F.interpolate(h, scale_factor=2.0), skip1], dim=1), emb)
+        return h

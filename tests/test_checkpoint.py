@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fastdiff.checkpoint import CheckpointError, load_model, save_model
-from fastdiff.config import DiffusionConfig, ModelConfig
+from fastdiff.config import DiffusionConfig
 from fastdiff.unet import UNet
 
 
