@@ -172,6 +172,37 @@ def cmd_bench(args) -> None:
     run(args.what, args.assets)
 
 
+def cmd_eval(args) -> None:
+    import json
+
+    from .device import resolve_device, resolve_precision
+
+    device = resolve_device(args.device)
+    if args.action == "train-classifier":
+        from .classifier import train_classifier
+        from .data import load_dataset
+
+        accuracy = train_classifier(load_dataset(args.data, "train"), load_dataset(args.data, "test"),
+                                    args.classifier, args.width, args.epochs, device=device,
+                                    precision=resolve_precision(args.precision, device))
+        print(f"test accuracy {100 * accuracy:.2f}%, saved to {args.classifier}")
+        return
+    from .evaluate import ROW_HEADERS, evaluate, row, sweep
+    from .bench import markdown_table
+
+    if args.action == "sweep":
+        print(sweep(Path("checkpoints"), args.classifier, args.data, args.n, args.assets, device))
+        return
+    if args.n < 2:
+        raise UsageError(f"--n must be at least 2, got {args.n}")
+    result = evaluate(args.checkpoint, args.classifier, args.data, args.sampler, args.steps, args.guidance,
+                      args.n, args.stages, args.seed, device, with_fid=args.metric == "fid")
+    print(json.dumps(result, indent=2))
+    print(markdown_table(ROW_HEADERS, [row(f"{args.sampler}-{args.steps}, w={args.guidance}", result)]))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m fastdiff", description="FastDiff: fast class-conditional diffusion.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -224,6 +255,26 @@ def build_parser() -> Parser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
     train.set_defaults(run=cmd_train)
+
+    evaluation = commands.add_parser("eval", parents=[device], help="sample quality with the project's classifier")
+    evaluation.add_argument("action", nargs="?", default="run", choices=("run", "train-classifier", "sweep"),
+                            help="run (default): evaluate one configuration; train-classifier; sweep: the README tables")
+    evaluation.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
+    evaluation.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"))
+    evaluation.add_argument("--data", default="../shared/data/cifar10-jpeg.zip", help="real images (test split)")
+    evaluation.add_argument("--sampler", default="ddim", choices=tuple(SAMPLERS))
+    evaluation.add_argument("--steps", type=int, default=50)
+    evaluation.add_argument("--guidance", type=float, default=2.0)
+    evaluation.add_argument("--stages", type=int, default=1, help="cascade stages (1 = plain sampling)")
+    evaluation.add_argument("--n", type=int, default=1000, help="samples (balanced over classes)")
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--metric", choices=("classifier", "fid"), default="classifier",
+                            help="fid adds standard FID (needs torch-fidelity or clean-fid)")
+    evaluation.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    evaluation.add_argument("--assets", type=Path, default=Path("assets"))
+    evaluation.add_argument("--width", type=int, default=32, help="train-classifier: network width")
+    evaluation.add_argument("--epochs", type=int, default=16, help="train-classifier: epochs")
+    evaluation.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
     bench.add_argument("what", choices=("sample", "train", "all"))

@@ -1,0 +1,165 @@
+"""Sample quality with the project's own classifier (classifier.py): class accuracy of guided samples,
+and KID and FD in the classifier's penultimate features against the real test split, printed beside
+the real-vs-real values (a train subset against the test split) so a reader can judge the scale.
+Also wall time, NFE and images/s, and the quality sweep of the README's tables."""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .bench import machine, markdown_table
+from .cascade_sampling import cascade_sample_steps, default_stages, stage_nfe
+from .checkpoint import load_model
+from .classifier import classify, load_classifier
+from .data import load_dataset
+from .device import resolve_precision
+from .images import save_png, to_uint8
+from .metrics import class_accuracy, frechet_distance, kid
+from .pipeline import sample_steps
+from .samplers import drain
+from .schedule import NoiseSchedule
+
+DATA_NOTE = "CIFAR-10 (JPEG copy)"
+
+
+@dataclass
+class Reference:
+    """Features of real images: the test split, and a train subset of the same size as the samples."""
+    test_features: torch.Tensor
+    train_features: torch.Tensor
+    train_logits: torch.Tensor
+    train_labels: torch.Tensor
+
+
+def reference(classifier, data: str, n: int, precision: str) -> Reference:
+    test = load_dataset(data, "test")
+    train = load_dataset(data, "train")
+    subset = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
+    _, test_features = classify(classifier, test.images.float().div(127.5).sub(1), precision)
+    train_logits, train_features = classify(classifier, train.images[subset].float().div(127.5).sub(1), precision)
+    return Reference(test_features, train_features, train_logits, train.labels[subset])
+
+
+def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str, steps: int | None,
+             guidance: float, stages: int, seed: int, precision: str, batch_size: int = 250) -> torch.Tensor:
+    """Images for the given labels in batches; image i uses seed + i."""
+    images = []
+    for start in range(0, len(labels), batch_size):
+        batch = labels[start:start + batch_size]
+        seeds = list(range(seed + start, seed + start + len(batch)))
+        if stages == 1:
+            run = sample_steps(model, schedule, batch, seeds, sampler, steps, guidance, precision=precision)
+        else:
+            run = cascade_sample_steps(model, schedule, batch, seeds, default_stages(stages, model, schedule, sampler),
+                                       guidance, precision=precision)
+        images.append(drain(run).cpu())
+    return torch.cat(images)
+
+
+def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "ddim", steps: int | None = 50,
+             guidance: float = 2.0, n: int = 1000, stages: int = 1, seed: int = 0,
+             device: torch.device = torch.device("cpu"), ref: Reference | None = None,
+             with_fid: bool = False) -> dict:
+    if with_fid:
+        fid_backend()  # fail before the long generation when FID cannot be computed
+    precision = resolve_precision("auto", device)
+    model, diffusion, training = load_model(checkpoint, device)
+    classifier, classifier_meta = load_classifier(classifier_dir, device)
+    ref = ref or reference(classifier, data, n, precision)
+    schedule = NoiseSchedule(diffusion)
+    labels = torch.arange(n) % model.config.num_classes
+    start = time.perf_counter()
+    images = generate(model, schedule, labels.to(device), sampler, steps, guidance, stages, seed, precision)
+    seconds = time.perf_counter() - start
+    logits, features = classify(classifier, images, precision)
+    sample_kid, sample_kid_std = kid(features, ref.test_features)
+    real_kid, _ = kid(ref.train_features, ref.test_features)
+    extra = {"fid": standard_fid(images, load_dataset(data, "test").images.float().div(127.5).sub(1), device)} \
+        if with_fid else {}
+    nfe = (stage_nfe(default_stages(stages, model, schedule, sampler)) if stages > 1
+           else {model.config.image_size: steps or schedule.num_timesteps})
+    return {
+        "checkpoint": str(checkpoint), "sampler": sampler, "steps": steps, "guidance": guidance, "stages": stages,
+        "n": n, "seed": seed, "class_accuracy": class_accuracy(logits, labels), "kid": sample_kid,
+        "kid_std": sample_kid_std, "fd": frechet_distance(features, ref.test_features),
+        "real_vs_real": {"class_accuracy": class_accuracy(ref.train_logits, ref.train_labels),
+                         "kid": real_kid, "fd": frechet_distance(ref.train_features, ref.test_features)},
+        "nfe": nfe, "seconds": seconds, "images_per_s": n / seconds,
+        "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
+        "training_images_seen": training.get("images_seen"), "data": DATA_NOTE, "machine": machine(), **extra,
+    }
+
+
+ROW_HEADERS = ["configuration", "class acc.", "KID", "FD", "NFE", "images/s", "real vs real (acc. / KID / FD)"]
+
+
+def row(label: str, result: dict) -> list[str]:
+    real = result["real_vs_real"]
+    return [label, f"{100 * result['class_accuracy']:.1f}%", f"{result['kid']:.4f} ± {result['kid_std']:.4f}",
+            f"{result['fd']:.2f}", "+".join(str(v) for v in result["nfe"].values()), f"{result['images_per_s']:.1f}",
+            f"{100 * real['class_accuracy']:.1f}% / {real['kid']:.4f} / {real['fd']:.2f}"]
+
+
+def fid_backend() -> str:
+    """The installed standard-FID package, or a ValueError saying what is missing."""
+    for package in ("torch_fidelity", "cleanfid"):
+        try:
+            __import__(package)
+            return package
+        except ImportError:
+            continue
+    raise ValueError("--metric fid is not available: it needs torch-fidelity or clean-fid "
+                     "(pip install torch-fidelity) and their Inception weights, which download on first use")
+
+
+def standard_fid(images: torch.Tensor, real_images: torch.Tensor, device: torch.device) -> float:
+    """FID with Inception features (Heusel et al. 2017) between two image batches in [-1, 1]."""
+    backend = fid_backend()
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = [Path(tmp) / "samples", Path(tmp) / "real"]
+        for folder, batch in zip(folders, (images, real_images)):
+            folder.mkdir()
+            for i, picture in enumerate(to_uint8(batch)):
+                save_png(picture, folder / f"{i:05d}.png")
+        if backend == "torch_fidelity":
+            import torch_fidelity
+            return torch_fidelity.calculate_metrics(input1=str(folders[0]), input2=str(folders[1]), fid=True,
+                                                    cuda=device.type == "cuda", verbose=False)["frechet_inception_distance"]
+        from cleanfid import fid
+        return fid.compute_fid(str(folders[0]), str(folders[1]), device=device)
+
+
+SWEEP = [  # (label, checkpoint name, sampler, steps, guidance, sample count divisor)
+    ("DDPM-500", "cifar10-base", "ddpm", 500, 2.0, 5),
+    *[(f"DDIM-{s}", "cifar10-base", "ddim", s, 2.0, 1) for s in (100, 50, 20, 10)],
+    *[(f"DPM-Solver++ {s}", "cifar10-base", "dpm++", s, 2.0, 1) for s in (20, 10)],
+    *[(f"DDIM-50, w={w}", "cifar10-base", "ddim", 50, float(w), 1) for w in (0, 1, 3, 4)],
+    ("attention, DDIM-100", "cifar10-attn", "ddim", 100, 2.0, 1),
+]
+
+
+def sweep(checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Path,
+          device: torch.device = torch.device("cpu")) -> str:
+    """The README's quality tables; DDPM-500 uses n / 5 samples to keep the sweep within hours on a CPU."""
+    classifier, _ = load_classifier(classifier_dir, device)
+    ref = reference(classifier, data, n, resolve_precision("auto", device))
+    rows = []
+    for label, name, sampler, steps, guidance, divisor in SWEEP:
+        if not (checkpoints / name / "model.safetensors").exists():
+            rows.append([label + f" ({name}: no checkpoint)"] + [""] * (len(ROW_HEADERS) - 1))
+            continue
+        result = evaluate(checkpoints / name, classifier_dir, data, sampler, steps, guidance, n // divisor,
+                          device=device, ref=ref)
+        rows.append(row(f"{label} (n={n // divisor})", result))
+        print(rows[-1], flush=True)
+        if (name, sampler, steps, guidance) in (("cifar10-base", "ddim", 50, 2.0), ("cifar10-attn", "ddim", 100, 2.0)):
+            (checkpoints / name / "eval.json").write_text(json.dumps(result, indent=2))
+    table = (f"Measured with `python -m fastdiff eval sweep --n {n}` on {DATA_NOTE}, on: {machine()}.\n\n"
+             + markdown_table(ROW_HEADERS, rows) + "\n")
+    (assets / "quality.md").write_text("# Sample quality\n\n" + table)
+    return table

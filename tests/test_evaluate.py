@@ -1,0 +1,73 @@
+"""The evaluator end to end on tiny data: classifier training, saving and loading, and the metrics of
+generated samples against real ones."""
+import io
+import math
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+from fastdiff.checkpoint import CheckpointError
+from fastdiff.classifier import load_classifier, train_classifier
+from fastdiff.cli import main
+from fastdiff.data import load_dataset
+from fastdiff.evaluate import evaluate
+
+CLASSES = "abcdefghij"
+
+
+@pytest.fixture
+def class_zip(tmp_path):
+    """Ten classes of flat colours, with train and test splits."""
+    path = tmp_path / "data.zip"
+    generator = torch.Generator().manual_seed(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for label, name in enumerate(CLASSES):
+            color = tuple(torch.randint(0, 256, (3,), generator=generator).tolist())
+            for split, count in (("train", 4), ("test", 2)):
+                for i in range(count):
+                    buffer = io.BytesIO()
+                    Image.new("RGB", (32, 32), color).save(buffer, format="PNG")
+                    archive.writestr(f"set/{split}/{name}/{i}.png", buffer.getvalue())
+    return path
+
+
+@pytest.fixture
+def classifier_dir(tmp_path, class_zip):
+    folder = tmp_path / "evaluator"
+    accuracy = train_classifier(load_dataset(str(class_zip)), load_dataset(str(class_zip), "test"), folder,
+                                width=4, epochs=2, batch_size=8, log=lambda line: None)
+    assert 0 <= accuracy <= 1
+    return folder
+
+
+def test_classifier_round_trip(classifier_dir):
+    model, metadata = load_classifier(classifier_dir)
+    assert model.config.class_names == tuple(CLASSES) and metadata["epochs"] == 2
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    assert model.features(torch.randn(3, 3, 32, 32)).shape == (3, 32)
+
+
+def test_missing_classifier_says_how_to_train_one(tmp_path):
+    with pytest.raises(CheckpointError, match="eval train-classifier"):
+        load_classifier(tmp_path / "none")
+
+
+def test_evaluate_reports_every_metric(tiny_checkpoint, classifier_dir, class_zip):
+    result = evaluate(tiny_checkpoint, classifier_dir, str(class_zip), "ddim", 3, 2.0, n=20)
+    assert 0 <= result["class_accuracy"] <= 1
+    assert math.isfinite(result["kid"]) and result["fd"] >= 0
+    assert set(result["real_vs_real"]) == {"class_accuracy", "kid", "fd"}
+    assert result["nfe"] == {32: 3} and result["images_per_s"] > 0 and "JPEG" in result["data"]
+
+
+def test_fid_without_its_packages_is_a_clear_error(tiny_checkpoint, classifier_dir, class_zip, capsys):
+    try:
+        import torch_fidelity  # noqa: F401
+        pytest.skip("torch-fidelity is installed here")
+    except ImportError:
+        pass
+    code = main(["eval", "--checkpoint", str(tiny_checkpoint), "--classifier", str(classifier_dir),
+                 "--data", str(class_zip), "--n", "4", "--steps", "2", "--metric", "fid"])
+    assert code == 2 and "--metric fid is not available" in capsys.readouterr().err
