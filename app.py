@@ -9,10 +9,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from fastdiff.app_backend import Backend
+from fastdiff.app_backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
+from fastdiff.app_compare import COLUMNS, DEFAULT_CONFIGS, RESULT_COLUMNS, VARIANTS
 from fastdiff.app_generate import MAX_IMAGES, SAMPLER_LABELS
+from fastdiff.app_learn import EXPLANATION
+from fastdiff.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent
+SHARED_DATASET = "../shared/data/cifar10-jpeg.zip"  # relative to this folder
 CSS = ".pixels img { image-rendering: pixelated; }"
 SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wait in the queue
 
@@ -52,13 +56,93 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
     return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image}
 
 
+def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
+    with gr.Row():
+        checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
+        class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
+        seed = gr.Number(0, precision=0, label="seed")
+        num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
+    table = gr.Dataframe(DEFAULT_CONFIGS, headers=COLUMNS, datatype=["str", "number", "number", "str"],
+                         type="array", row_count=4, label=f"2-4 configurations: sampler ({', '.join(SAMPLER_LABELS)}),"
+                         f" steps, guidance, variant ({', '.join(VARIANTS)}); empty rows are skipped",
+                         interactive=True)
+    run = gr.Button("Compare", variant="primary", elem_id="compare")
+    gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
+    results = gr.Dataframe(headers=RESULT_COLUMNS, label="measured here (wall time includes guidance)",
+                           interactive=False)
+    plot = gr.Plot(label="speed")
+    checkpoint.change(backend.class_choices, checkpoint, class_name)
+    run.click(backend.compare, [checkpoint, class_name, seed, num_images, table], [gallery, results, plot],
+              api_name="compare", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
+    return {"checkpoint": checkpoint, "class_name": class_name}
+
+
+def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
+    defaults = TrainConfig()
+    with gr.Row():
+        with gr.Column():
+            dataset = gr.Textbox(SHARED_DATASET, label="dataset: the CIFAR-10 zip ...")
+            upload = gr.File(label="... or upload a .zip with one folder of images per class", file_types=[".zip"])
+            with gr.Row():
+                epochs = gr.Number(defaults.epochs, precision=0, label="epochs")
+                batch_size = gr.Number(defaults.batch_size, precision=0, label="batch size")
+            with gr.Row():
+                precision = gr.Radio(list(TRAIN_PRECISIONS), value="auto", label="precision")
+                attention = gr.Checkbox(False, label="attention at 8x8")
+            warm_start = gr.Dropdown([NO_WARM_START] + checkpoint_names, value=NO_WARM_START,
+                                     label="warm start from", allow_custom_value=True)
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            status = gr.Markdown("No training yet. One run at a time; generation keeps working meanwhile.")
+            loss = gr.Plot(label="loss and learning rate")
+            preview = gr.Image(label="latest preview (noise to image, one row per class)", format="png",
+                               elem_classes="pixels", interactive=False)
+    timer = gr.Timer(1.0, active=False)
+    start.click(backend.start_training, [dataset, upload, epochs, batch_size, precision, attention, warm_start],
+                [status, timer], api_name="train", concurrency_limit=1)
+    stop.click(backend.stop_training, None, status, api_name="stop_training")
+    return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}
+
+
+def learn_tab(backend: Backend, default: str | None, last_image: gr.State, checkpoint: gr.Dropdown) -> None:
+    num_timesteps = backend.store.schedule(default).num_timesteps if default else 500
+    with gr.Row():
+        with gr.Column():
+            picture = gr.Image(label="x_0: upload a picture", type="numpy", sources=["upload"], height=200)
+            use_last = gr.Button("use the last generated image")
+            t = gr.Slider(0, num_timesteps - 1, value=num_timesteps // 4, step=1, label="t")
+        with gr.Column():
+            noised = gr.Image(label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels",
+                              interactive=False)
+            caption = gr.Markdown()
+    schedule = gr.Plot(label="noise schedule of the chosen checkpoint")
+    gr.Markdown(EXPLANATION)
+    use_last.click(lambda image: image, last_image, picture)
+    for event in (picture.change, t.release):
+        event(backend.learn, [picture, t, checkpoint], [noised, caption, schedule], show_progress="hidden")
+
+
 def build_app(backend: Backend) -> gr.Blocks:
     names, default = backend.store.names(), backend.store.default_name()
     with gr.Blocks(title="FastDiff") as demo:
         gr.Markdown("# FastDiff\nClass-conditional diffusion on CIFAR-10 (32x32), on your CPU.")
         with gr.Tab("Generate"):
             generate = generate_tab(backend, names, default)
-        demo.load(backend.class_choices, generate["checkpoint"], generate["class_name"])
+        with gr.Tab("Compare"):
+            compare = compare_tab(backend, names, default)
+        with gr.Tab("Train"):
+            train = train_tab(backend, names)
+        with gr.Tab("Learn"):
+            learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
+        train["timer"].tick(backend.training_status, None,
+                            [train["status"], train["loss"], train["preview"], train["timer"],
+                             generate["checkpoint"], compare["checkpoint"], train["warm_start"]],
+                            show_progress="hidden", api_visibility="private")
+        demo.load(backend.checkpoint_lists, None, [generate["checkpoint"], compare["checkpoint"], train["warm_start"]])
+        for tab in (generate, compare):
+            demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"])
     return demo
 
 
@@ -74,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints", help="shipped checkpoints")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="training runs (also loadable)")
     args = parser.parse_args(argv)
-    launch(build_app(Backend(args.checkpoints, args.runs)), args.host, args.port)
+    backend = Backend(args.checkpoints, args.runs, ROOT / SHARED_DATASET, ROOT)
+    launch(build_app(backend), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from pathlib import Path
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import gradio as gr
 
+from .app_compare import run_all, speed_figure
 from .app_generate import make_request, save_outputs, stream, whole_number
+from .app_learn import noised, schedule_figure
 from .app_models import ModelStore
+from .app_train import TrainingSession
 from .checkpoint import CheckpointError, read_config
-from .data import DataError
+from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .data import IMAGE_SUFFIXES, DataError
 from .device import resolve_device, resolve_precision
 from .images import grid, to_uint8
+from .schedule import NoiseSchedule
+
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
+NO_WARM_START = "none (from scratch)"
 
 
 @contextlib.contextmanager
@@ -31,17 +41,23 @@ def user_errors():
 
 
 class Backend:
-    def __init__(self, checkpoints_dir: Path, runs_dir: Path, device: str = "auto"):
+    def __init__(self, checkpoints_dir: Path, runs_dir: Path, shared_dataset: Path, app_root: Path,
+                 device: str = "auto"):
+        """shared_dataset: the one dataset path the page may name; app_root: where relative paths start."""
         self.device = resolve_device(device)
         self.precision = resolve_precision("auto", self.device)
         self.store = ModelStore(checkpoints_dir, runs_dir, self.device)
+        self.shared_dataset = Path(shared_dataset).resolve()
+        self.app_root = Path(app_root)
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
+        self.training = TrainingSession(self.device)
 
     # -- checkpoints ---------------------------------------------------------------------------------
 
-    def checkpoint_choices(self) -> gr.Dropdown:
-        """The checkpoint list as it is now (runs finished since start-up included)."""
-        return gr.Dropdown(choices=self.store.names(), value=self.store.default_name())
+    def checkpoint_lists(self) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
+        """The Generate, Compare and warm-start lists as they are now (finished runs included)."""
+        names = self.store.names()
+        return gr.Dropdown(choices=names), gr.Dropdown(choices=names), gr.Dropdown(choices=[NO_WARM_START] + names)
 
     def class_choices(self, checkpoint: str | None) -> gr.Dropdown:
         """The classes of a checkpoint plus "random"; only "random" when it is unknown."""
@@ -79,3 +95,81 @@ class Backend:
         paths, note = save_outputs(images, animation, Path(tempfile.mkdtemp(dir=self.temp_dir)))
         yield (progress.picture, f"done: {status}" + (f"\n\n{note}" if note else ""), grid(images, scale=4),
                [str(p) for p in paths], to_uint8(images[:1])[0])
+
+    # -- Compare -------------------------------------------------------------------------------------
+
+    def compare(self, checkpoint, class_name, seed, num_images, table):
+        """Return (captioned grids, results table rows, speed plot) for 2-4 configurations."""
+        with user_errors():
+            results = run_all(self.store, self.precision, checkpoint, class_name, seed, num_images, table)
+        grids = [(grid(r.images, scale=2), f"{i}: {r.request.sampler}, {r.request.num_steps} steps, "
+                  f"w={r.request.guidance:g}, {r.checkpoint}") for i, r in enumerate(results, 1)]
+        return grids, [r.row(i) for i, r in enumerate(results, 1)], speed_figure(results)
+
+    # -- Train ---------------------------------------------------------------------------------------
+
+    def dataset_path(self, text: str, upload: str | None) -> Path:
+        """An uploaded .zip of class folders, or the shared CIFAR-10 zip; no other path is read."""
+        if upload:
+            path = Path(upload)
+            if not zipfile.is_zipfile(path):
+                raise ValueError(f"the uploaded file {path.name} is not a .zip file")
+            with zipfile.ZipFile(path) as archive:
+                if not any(len(PurePosixPath(n).parts) >= 2 and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
+                           for n in archive.namelist()):
+                    raise ValueError(f"the uploaded {path.name} has no images in class folders "
+                                     f"(expected CLASS/IMAGE.png inside the zip)")
+            return path
+        path = (self.app_root / (text or "").strip()).resolve()
+        if path != self.shared_dataset:
+            raise ValueError(f"dataset: use the shared CIFAR-10 zip ({self.shared_dataset}) or upload a .zip "
+                             f"of class folders; other paths are not read")
+        if not path.is_file():
+            raise ValueError(f"{path}: not found; upload a .zip of class folders instead")
+        return path
+
+    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, warm_start):
+        """Start a background run; returns (status, polling timer)."""
+        with user_errors():
+            dataset = self.dataset_path(dataset_text, upload)
+            epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch size")
+            if not 1 <= epochs <= 1000 or not 1 <= batch_size <= 1024:
+                raise ValueError("epochs must be between 1 and 1000 and batch size between 1 and 1024")
+            if precision not in TRAIN_PRECISIONS:
+                raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {precision!r}")
+            model_config, init = ModelConfig(attention=bool(attention)), None
+            if warm_start and warm_start != NO_WARM_START:
+                init = self.store.folder(warm_start)
+                init_config = read_config(init)[0]
+                if init_config.attention != bool(attention):
+                    raise ValueError(f"warm start: {warm_start} has attention {'on' if init_config.attention else 'off'}; "
+                                     f"set the attention switch to match")
+                model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
+            name = time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base")
+            train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision)
+            self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init)
+        return self.training.summary(), gr.Timer(active=True)
+
+    def training_status(self):
+        """(status, loss plot, preview, timer, checkpoint lists x3); lists refresh once a run ends."""
+        running = self.training.running
+        lists = (gr.skip(),) * 3 if running else self.checkpoint_lists()
+        return (self.training.summary(), self.training.loss_figure(), self.training.preview_picture(),
+                gr.Timer(active=running), *lists)
+
+    def stop_training(self) -> str:
+        if not self.training.request_stop():
+            return "No training is running."
+        return "Stopping at the next step; a checkpoint will be written."
+
+    # -- Learn ---------------------------------------------------------------------------------------
+
+    def learn(self, picture, t, checkpoint):
+        """(x_0 | x_t picture, caption, schedule plot) for the schedule of the chosen checkpoint."""
+        with user_errors():
+            if picture is None:
+                raise ValueError("upload a picture, or press 'use the last generated image' after a generation")
+            schedule = self.store.schedule(checkpoint) if checkpoint else NoiseSchedule(DiffusionConfig())
+            t = whole_number(t, "t")
+            image, caption = noised(picture, schedule, t)
+        return image, caption, schedule_figure(schedule, t)

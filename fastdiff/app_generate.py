@@ -87,13 +87,18 @@ def side_by_side(step: Step, scale: int = 1) -> np.ndarray:
     return np.concatenate([left, gap, right], axis=1)
 
 
+def sampler_steps(loaded: LoadedModel, request: Request, precision: str):
+    """The sampler's step generator for a checked request."""
+    return sample_steps(loaded.model, loaded.schedule, request.labels, request.seeds, request.sampler,
+                        request.num_steps, request.guidance, request.eta, precision)
+
+
 def stream(loaded: LoadedModel, request: Request, precision: str, animation: list[np.ndarray],
            interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.perf_counter,
            ) -> Generator[Progress, None, torch.Tensor]:
     """Run the sampler, yield a Progress at most every `interval` seconds and after the last step,
     append animation frames to `animation`, and return the final images (B, C, H, W) in [-1, 1]."""
-    steps = sample_steps(loaded.model, loaded.schedule, request.labels, request.seeds, request.sampler,
-                         request.num_steps, request.guidance, request.eta, precision)
+    steps = sampler_steps(loaded, request, precision)
     start, last_sent = clock(), -math.inf
     keep_every = max(1, request.num_steps // ANIMATION_FRAMES)
     for step in steps:

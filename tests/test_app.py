@@ -1,10 +1,13 @@
 """The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
+import io
 import socket
+import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
@@ -27,7 +30,7 @@ def served(tmp_path_factory):
     """(backend, client) for an app whose checkpoints/ holds one tiny base model."""
     root = tmp_path_factory.mktemp("app")
     make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
-    backend = Backend(root / "checkpoints", root / "runs")
+    backend = Backend(root / "checkpoints", root / "runs", root / "shared.zip", root)
     demo = app.build_app(backend)
     port = free_port()
     app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
@@ -78,3 +81,70 @@ def test_two_clients_at_once_both_get_their_own_images(served):
     for (_, _, _, files), (_, _, _, expected) in zip(together, alone):
         assert np.array_equal(np.asarray(Image.open(files[0])), np.asarray(Image.open(expected[0])))
     assert not np.array_equal(np.asarray(Image.open(together[0][3][0])), np.asarray(Image.open(together[1][3][0])))
+
+
+def test_compare_runs_each_configuration_on_the_same_seed(served):
+    _, client = served
+    table = {"headers": ["sampler", "steps", "guidance", "variant"],
+             "data": [["DDIM", 10, 2.0, "base"], ["DPM-Solver++", 5, 0.0, "base"], ["", "", "", ""]]}
+    gallery, results, plot = client.predict("cifar10-base", "a", 3, 2, table, api_name="/compare")
+    assert len(gallery) == 2 and plot is not None
+    rows = results["data"]
+    assert [(r[2], r[3], r[6]) for r in rows] == [("ddim", 10, 10), ("dpm++", 5, 5)]
+    assert all(r[8] == "not measured yet" and float(r[7]) > 0 for r in rows)
+    with pytest.raises(AppError, match="give two to four configurations"):
+        client.predict("cifar10-base", "a", 3, 2, {**table, "data": table["data"][:1]}, api_name="/compare")
+    with pytest.raises(AppError, match="configuration 2: steps must be between 1 and 50"):
+        client.predict("cifar10-base", "a", 3, 2, {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base"]]},
+                       api_name="/compare")
+
+
+def write_zip(path, files: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base"):
+    return client.predict(dataset, handle_file(upload) if upload else None, epochs, 4, "fp32", False, warm_start,
+                          api_name="/train")
+
+
+def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generate(served, tmp_path):
+    backend, client = served
+    classes = "abcdefghij"  # the tiny checkpoint's classes, so that it can warm-start this run
+    data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in classes for i in range(2)})
+    status, _ = train(client, upload=data, epochs=300)
+    assert "loading the dataset" in status or "training" in status
+    with pytest.raises(AppError, match="a training run is already in progress"):
+        train(client, upload=data)
+    while backend.training.state.step < 3:
+        time.sleep(0.05)
+    assert client.predict(api_name="/stop_training").startswith("Stopping")
+    backend.training._thread.join(timeout=60)
+    assert backend.training.state.phase == "stopped"
+    run = "runs/" + backend.training.state.out_dir.name
+    assert run in backend.store.names()
+    assert generate(client, checkpoint=run, steps=3)[1].startswith("done")
+
+
+@pytest.mark.parametrize("dataset, upload, message", [
+    ("/etc/passwd", None, "use the shared CIFAR-10 zip"),
+    ("../../shared.zip", None, "use the shared CIFAR-10 zip"),
+    ("shared.zip", None, "not found; upload a .zip"),
+    ("", "not-a-zip.zip", "is not a .zip file"),
+    ("", "no-images.zip", "has no images in class folders"),
+])
+def test_bad_training_input_gets_its_message(served, tmp_path, dataset, upload, message):
+    _, client = served
+    (tmp_path / "not-a-zip.zip").write_text("hello")
+    write_zip(tmp_path / "no-images.zip", {"a/readme.txt": b"text"})
+    with pytest.raises(AppError, match=message):
+        train(client, dataset, tmp_path / upload if upload else None)

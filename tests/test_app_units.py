@@ -8,6 +8,7 @@ import torch
 
 from conftest import make_tiny_checkpoint
 from fastdiff.app_generate import make_request, pad_to_multiple, stream
+from fastdiff.app_learn import noised, schedule_figure
 from fastdiff.app_models import ModelStore
 
 
@@ -79,3 +80,16 @@ def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
 def test_pad_to_multiple():
     padded = pad_to_multiple(np.zeros((70, 144, 3), np.uint8))
     assert padded.shape == (80, 144, 3) and padded[75, 0, 0] == 255
+
+
+def test_forward_process_picture_follows_the_schedule(store):
+    schedule = store.schedule("cifar10-base")
+    picture = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)  # cropped and resized
+    start, caption = noised(picture, schedule, 0)
+    x0, x_t = (start[16:272, 8 * left:8 * (left + 32)].astype(int) for left in (2, 36))  # grid(scale=8) tiles
+    assert np.abs(x0 - x_t).mean() < 8  # t = 0: almost no noise
+    end, _ = noised(picture, schedule, schedule.num_timesteps - 1)
+    assert not np.array_equal(start, end) and caption.startswith("t = 0:")
+    with pytest.raises(ValueError, match="t must be between 0 and 49"):
+        noised(picture, schedule, 50)
+    assert len(schedule_figure(schedule, 10).axes) == 3
