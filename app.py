@@ -17,7 +17,8 @@ from fastdiff.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent
 SHARED_DATASET = "../shared/data/cifar10-jpeg.zip"  # relative to this folder
-CSS = ".pixels img { image-rendering: pixelated; }"
+CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
+#learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
 SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wait in the queue
 
 
@@ -27,7 +28,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
             class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
             sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
-            steps = gr.Slider(1, 1000, value=20, step=1, label="steps (model evaluations)")
+            steps = gr.Slider(1, 1000, value=20, step=1, label="steps (model evaluations)", elem_id="steps")
             guidance = gr.Number(2.0, label="guidance weight w (0 = none)")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="eta (DDIM only: 0 deterministic, 1 noisy)")
             with gr.Row():
@@ -70,7 +71,7 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
     gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
     results = gr.Dataframe(headers=RESULT_COLUMNS, label="measured here (wall time includes guidance)",
                            interactive=False)
-    plot = gr.Plot(label="speed")
+    plot = gr.Plot(label="speed", elem_id="compare-plot")
     checkpoint.change(backend.class_choices, checkpoint, class_name)
     run.click(backend.compare, [checkpoint, class_name, seed, num_images, table], [gallery, results, plot],
               api_name="compare", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
@@ -82,7 +83,8 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
     with gr.Row():
         with gr.Column():
             dataset = gr.Textbox(SHARED_DATASET, label="dataset: the CIFAR-10 zip ...")
-            upload = gr.File(label="... or upload a .zip with one folder of images per class", file_types=[".zip"])
+            upload = gr.File(label="... or upload a .zip with one folder of images per class", file_types=[".zip"],
+                             elem_id="dataset-upload")
             with gr.Row():
                 epochs = gr.Number(defaults.epochs, precision=0, label="epochs")
                 batch_size = gr.Number(defaults.batch_size, precision=0, label="batch size")
@@ -110,7 +112,8 @@ def learn_tab(backend: Backend, default: str | None, last_image: gr.State, check
     num_timesteps = backend.store.schedule(default).num_timesteps if default else 500
     with gr.Row():
         with gr.Column():
-            picture = gr.Image(label="x_0: upload a picture", type="numpy", sources=["upload"], height=200)
+            picture = gr.Image(label="x_0: upload a picture", type="numpy", sources=["upload"], height=200,
+                               elem_id="learn-input")
             use_last = gr.Button("use the last generated image")
             t = gr.Slider(0, num_timesteps - 1, value=num_timesteps // 4, step=1, label="t")
         with gr.Column():

@@ -61,7 +61,7 @@ def schedule_figure(schedule: NoiseSchedule, t: int | None = None) -> Figure:
     figure = Figure(figsize=(9, 2.6), layout="constrained")
     steps = np.arange(schedule.num_timesteps)
     curves = [("beta_t", schedule.betas, "linear"), ("alpha_bar_t", schedule.alpha_bar, "linear"),
-              ("SNR = alpha_bar / (1 - alpha_bar)", schedule.snr(), "log")]
+              ("SNR_t (log scale)", schedule.snr(), "log")]
     for index, (title, values, scale) in enumerate(curves, 1):
         axis = figure.add_subplot(1, 3, index)
         axis.plot(steps, values.cpu().numpy())

@@ -127,6 +127,8 @@ def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generat
         train(client, upload=data)
     while backend.training.state.step < 3:
         time.sleep(0.05)
+    assert generate(client, steps=3)[1].startswith("done")  # sampling goes on beside the training
+    assert backend.training.running
     assert client.predict(api_name="/stop_training").startswith("Stopping")
     backend.training._thread.join(timeout=60)
     assert backend.training.state.phase == "stopped"
@@ -148,3 +150,27 @@ def test_bad_training_input_gets_its_message(served, tmp_path, dataset, upload, 
     write_zip(tmp_path / "no-images.zip", {"a/readme.txt": b"text"})
     with pytest.raises(AppError, match=message):
         train(client, dataset, tmp_path / upload if upload else None)
+
+
+def test_cancel_stops_the_sampler_on_the_server(served):
+    backend, client = served
+    model = backend.store.load("cifar10-base").model
+    calls = []
+
+    def slow(*args, **kwargs):
+        calls.append(time.monotonic())
+        time.sleep(0.02)
+        return forward(*args, **kwargs)
+
+    forward, model.forward = model.forward, slow
+    try:
+        job = client.submit(*{**GOOD, "sampler": "DDPM", "steps": 50}.values(), api_name="/generate")
+        while len(calls) < 5:
+            time.sleep(0.01)
+        job.cancel()
+        time.sleep(0.5)
+        count = len(calls)
+        time.sleep(1.0)
+        assert len(calls) == count < 50
+    finally:
+        del model.forward
