@@ -29,6 +29,7 @@ from .schedule import NoiseSchedule
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 NO_WARM_START = "none (from scratch)"
+NO_PICTURE = "Upload a picture, or press 'use the last generated image' after a generation."
 
 
 @contextlib.contextmanager
@@ -167,9 +168,9 @@ class Backend:
     def learn(self, picture, t, checkpoint):
         """(x_0 | x_t picture, caption, schedule plot) for the schedule of the chosen checkpoint."""
         with user_errors():
-            if picture is None:
-                raise ValueError("upload a picture, or press 'use the last generated image' after a generation")
             schedule = self.store.schedule(checkpoint) if checkpoint else NoiseSchedule(DiffusionConfig())
             t = whole_number(t, "t")
+            if picture is None:
+                return None, NO_PICTURE, schedule_figure(schedule, t)
             image, caption = noised(picture, schedule, t)
         return image, caption, schedule_figure(schedule, t)

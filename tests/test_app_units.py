@@ -2,11 +2,14 @@
 import itertools
 import math
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
 
+import app
 from conftest import make_tiny_checkpoint
+from fastdiff.app_backend import Backend
 from fastdiff.app_generate import make_request, pad_to_multiple, stream
 from fastdiff.app_learn import noised, schedule_figure
 from fastdiff.app_models import ModelStore
@@ -93,3 +96,12 @@ def test_forward_process_picture_follows_the_schedule(store):
     with pytest.raises(ValueError, match="t must be between 0 and 49"):
         noised(picture, schedule, 50)
     assert len(schedule_figure(schedule, 10).axes) == 3
+
+
+def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    app.build_app(backend)
+    assert "base model: no checkpoint shipped yet" in backend.availability()
+    with pytest.raises(gr.Error, match="not found; available: none"):
+        next(backend.generate(None, "random", "DDIM", 10, 2.0, False, 1, 0, 1, 0.0))
+    assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
