@@ -40,7 +40,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-            gr.Markdown(backend.availability())
+            availability = gr.Markdown(backend.store.availability())
         with gr.Column(scale=2):
             status = gr.Markdown("Press Generate.", elem_id="status")
             live = gr.Image(label="x_t (left) and predicted clean image (right)", format="png", height=200,
@@ -54,7 +54,8 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
                                          seed, num_images, eta], [live, status, final, downloads, last_image],
                       api_name="generate", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
     cancel.click(None, cancels=[event])
-    return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image}
+    return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image,
+            "availability": availability}
 
 
 def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
@@ -97,7 +98,7 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 start = gr.Button("Start training", variant="primary", elem_id="train")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
-            status = gr.Markdown("No training yet. One run at a time; generation keeps working meanwhile.")
+            status = gr.Markdown()
             loss = gr.Plot(label="loss and learning rate")
             preview = gr.Image(label="latest preview (noise to image, one row per class)", format="png",
                                elem_classes="pixels", interactive=False)
@@ -139,11 +140,11 @@ def build_app(backend: Backend) -> gr.Blocks:
             train = train_tab(backend, names)
         with gr.Tab("Learn"):
             learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
-        train["timer"].tick(backend.training_status, None,
-                            [train["status"], train["loss"], train["preview"], train["timer"],
-                             generate["checkpoint"], compare["checkpoint"], train["warm_start"]],
-                            show_progress="hidden", api_visibility="private")
-        demo.load(backend.checkpoint_lists, None, [generate["checkpoint"], compare["checkpoint"], train["warm_start"]])
+        status_outputs = [train["status"], train["loss"], train["preview"], train["timer"], generate["checkpoint"],
+                          compare["checkpoint"], train["warm_start"], generate["availability"]]
+        train["timer"].tick(backend.training_status, None, status_outputs, show_progress="hidden",
+                            api_visibility="private")
+        demo.load(backend.training_status, None, status_outputs, api_visibility="private")
         for tab in (generate, compare):
             demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"])
     return demo

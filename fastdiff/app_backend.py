@@ -55,10 +55,11 @@ class Backend:
 
     # -- checkpoints ---------------------------------------------------------------------------------
 
-    def checkpoint_lists(self) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
-        """The Generate, Compare and warm-start lists as they are now (finished runs included)."""
+    def checkpoint_lists(self) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown, str]:
+        """The Generate, Compare and warm-start lists and the availability note as they are now."""
         names = self.store.names()
-        return gr.Dropdown(choices=names), gr.Dropdown(choices=names), gr.Dropdown(choices=[NO_WARM_START] + names)
+        return (gr.Dropdown(choices=names), gr.Dropdown(choices=names),
+                gr.Dropdown(choices=[NO_WARM_START] + names), self.store.availability())
 
     def class_choices(self, checkpoint: str | None) -> gr.Dropdown:
         """The classes of a checkpoint plus "random"; only "random" when it is unknown."""
@@ -68,9 +69,6 @@ class Backend:
             return gr.Dropdown(choices=["random"], value="random")
         names = list(model_config.class_names if model_config.num_classes else ()) + ["random"]
         return gr.Dropdown(choices=names, value=names[0])
-
-    def availability(self) -> str:
-        return self.store.availability()
 
     # -- Generate ------------------------------------------------------------------------------------
 
@@ -152,9 +150,10 @@ class Backend:
         return self.training.summary(), gr.Timer(active=True)
 
     def training_status(self):
-        """(status, loss plot, preview, timer, checkpoint lists x3); lists refresh once a run ends."""
+        """(status, loss plot, preview, timer, checkpoint lists x3, availability); the lists are
+        refreshed when no run is going on (a run that ended has become a checkpoint)."""
         running = self.training.running
-        lists = (gr.skip(),) * 3 if running else self.checkpoint_lists()
+        lists = (gr.skip(),) * 4 if running else self.checkpoint_lists()
         return (self.training.summary(), self.training.loss_figure(), self.training.preview_picture(),
                 gr.Timer(active=running), *lists)
 

@@ -26,10 +26,7 @@ class RunState:
     step: int = 0
     total_steps: int = 0
     batch_size: int = 0
-    steps: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
-    step_times: list[float] = field(default_factory=list)
+    history: list[tuple[int, float, float, float]] = field(default_factory=list)  # (step, loss, lr, time)
     preview: Path | None = None
 
 
@@ -89,10 +86,8 @@ class TrainingSession:
         state = self.state
         if event.kind == "step":
             state.step = event.step
-            state.steps.append(event.step)
-            state.losses.append(event.data["loss"])
-            state.lrs.append(event.data["lr"])
-            state.step_times.append(time.perf_counter())
+            # one append per step: a reader in another thread always sees whole records
+            state.history.append((event.step, event.data["loss"], event.data["lr"], time.perf_counter()))
         elif event.kind == "preview":
             state.preview = Path(event.data["path"])
         elif event.kind == "warning":
@@ -101,15 +96,15 @@ class TrainingSession:
             state.message = f"checkpoint written to {event.data['path']}"
 
     def images_per_sec(self, window: int = 50) -> float:
-        times = self.state.step_times[-window:]
-        if len(times) < 2:
+        recent = self.state.history[-window:]
+        if len(recent) < 2:
             return 0.0
-        return (len(times) - 1) * self.state.batch_size / (times[-1] - times[0])
+        return (len(recent) - 1) * self.state.batch_size / (recent[-1][3] - recent[0][3])
 
     def summary(self) -> str:
         state = self.state
         if state is None:
-            return "No training yet."
+            return "No training yet. One run at a time; generation keeps working meanwhile."
         lines = [f"**{state.phase}** · `{state.out_dir.name}` · step {state.step}/{state.total_steps or '?'}"]
         speed = self.images_per_sec()
         if speed and state.phase == "training":
@@ -123,15 +118,15 @@ class TrainingSession:
 
     def loss_figure(self) -> Figure | None:
         """Loss per step (and its learning rate), the live version of the paper's Figure 2."""
-        state = self.state
-        if state is None or not state.steps:
+        if self.state is None or not self.state.history:
             return None
+        steps, losses, lrs, _ = zip(*list(self.state.history))
         figure = Figure(figsize=(6, 3), layout="constrained")
         loss_axis = figure.add_subplot()
-        loss_axis.plot(state.steps, state.losses, color="tab:blue", linewidth=0.8)
+        loss_axis.plot(steps, losses, color="tab:blue", linewidth=0.8)
         loss_axis.set(xlabel="step", ylabel="loss (MSE of eps)")
         lr_axis = loss_axis.twinx()
-        lr_axis.plot(state.steps, state.lrs, "--", color="tab:orange")
+        lr_axis.plot(steps, lrs, "--", color="tab:orange")
         lr_axis.set_ylabel("learning rate", color="tab:orange")
         return figure
 

@@ -101,7 +101,7 @@ def test_forward_process_picture_follows_the_schedule(store):
 def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
     backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
     app.build_app(backend)
-    assert "base model: no checkpoint shipped yet" in backend.availability()
+    assert "base model: no checkpoint shipped yet" in backend.checkpoint_lists()[3]
     with pytest.raises(gr.Error, match="not found; available: none"):
         next(backend.generate(None, "random", "DDIM", 10, 2.0, False, 1, 0, 1, 0.0))
     assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
