@@ -40,7 +40,7 @@ def to_model_range(picture: np.ndarray, image_size: int = 32) -> torch.Tensor:
     png = io.BytesIO()
     Image.fromarray(picture.astype(np.uint8)).save(png, "PNG")
     array = _decode(png.getvalue(), image_size, 3, "picture")
-    return torch.from_numpy(array)[None].float().div(127.5).sub(1)
+    return torch.tensor(array)[None].float().div(127.5).sub(1)
 
 
 def noised(picture: np.ndarray, schedule: NoiseSchedule, t: int) -> tuple[np.ndarray, str]:
