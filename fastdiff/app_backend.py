@@ -91,9 +91,11 @@ class Backend:
             status = (f"step {progress.index + 1}/{progress.num_steps} · {progress.seconds:.1f} s · "
                       f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
-        paths, note = save_outputs(images, animation, Path(tempfile.mkdtemp(dir=self.temp_dir)))
-        yield (progress.picture, f"done: {status}" + (f"\n\n{note}" if note else ""), grid(images, scale=4),
-               [str(p) for p in paths], to_uint8(images[:1])[0])
+        # Gradio copies the files into its cache before it asks for more; then the folder goes.
+        with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
+            paths, note = save_outputs(images, animation, Path(folder))
+            yield (progress.picture, f"done: {status}" + (f"\n\n{note}" if note else ""), grid(images, scale=4),
+                   [str(p) for p in paths], to_uint8(images[:1])[0])
 
     # -- Compare -------------------------------------------------------------------------------------
 
