@@ -8,6 +8,16 @@ from fastdiff.unet import UNet
 TINY = dict(n_feat=8, class_names=tuple("abcdefghij"))
 
 
+def make_tiny_checkpoint(folder, num_timesteps: int = 50, **model_options):
+    """A tiny model with random weights saved as a checkpoint folder."""
+    torch.manual_seed(0)
+    model = UNet(ModelConfig(**{**TINY, **model_options}))
+    for p in model.parameters():  # also the layers that start at zero, so that the output varies
+        torch.nn.init.normal_(p, std=0.05)
+    save_model(folder, model.state_dict(), model.config, DiffusionConfig(num_timesteps=num_timesteps))
+    return folder
+
+
 @pytest.fixture
 def tiny_config() -> ModelConfig:
     return ModelConfig(**TINY)
@@ -15,11 +25,5 @@ def tiny_config() -> ModelConfig:
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
-    """A tiny model with random weights saved as a checkpoint folder (T = 50 to keep sampling short)."""
-    torch.manual_seed(0)
-    model = UNet(ModelConfig(**TINY))
-    for p in model.parameters():  # also the layers that start at zero, so that the output varies
-        torch.nn.init.normal_(p, std=0.05)
-    folder = tmp_path / "tiny"
-    save_model(folder, model.state_dict(), model.config, DiffusionConfig(num_timesteps=50))
-    return folder
+    """A tiny random model as a checkpoint folder (T = 50 to keep sampling short)."""
+    return make_tiny_checkpoint(tmp_path / "tiny")

@@ -1,0 +1,177 @@
+"""The adapter between the Gradio page and FastDiff: one method per UI action, taking the UI controls
+in the order the page shows them. It checks the input, turns every expected failure into a one-line
+gr.Error (shown in the page, never a traceback) and returns pictures, text and file paths.
+
+Files are read only from checkpoint folders found under checkpoints/ and runs/, and written only to
+runs/ and the app's temp folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import gradio as gr
+
+from .app_compare import run_all, speed_figure
+from .app_generate import make_request, save_outputs, stream, whole_number
+from .app_learn import noised, schedule_figure
+from .app_models import ModelStore
+from .app_train import TrainingSession
+from .checkpoint import CheckpointError, read_config
+from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .data import IMAGE_SUFFIXES, DataError
+from .device import resolve_device, resolve_precision
+from .images import grid, to_uint8
+from .schedule import NoiseSchedule
+
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
+NO_WARM_START = "none (from scratch)"
+NO_PICTURE = "Upload a picture, or press 'use the last generated image' after a generation."
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Show expected failures (bad settings, missing or damaged files) as a message in the page."""
+    try:
+        yield
+    except (ValueError, CheckpointError, DataError) as e:
+        raise gr.Error(str(e), print_exception=False) from e
+
+
+class Backend:
+    def __init__(self, checkpoints_dir: Path, runs_dir: Path, shared_dataset: Path, app_root: Path,
+                 device: str = "auto"):
+        """shared_dataset: the one dataset path the page may name; app_root: where relative paths start."""
+        self.device = resolve_device(device)
+        self.precision = resolve_precision("auto", self.device)
+        self.store = ModelStore(checkpoints_dir, runs_dir, self.device)
+        self.shared_dataset = Path(shared_dataset).resolve()
+        self.app_root = Path(app_root)
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
+        self.training = TrainingSession(self.device)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def checkpoint_lists(self) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown, str]:
+        """The Generate, Compare and warm-start lists and the availability note as they are now."""
+        names = self.store.names()
+        return (gr.Dropdown(choices=names), gr.Dropdown(choices=names),
+                gr.Dropdown(choices=[NO_WARM_START] + names), self.store.availability())
+
+    def class_choices(self, checkpoint: str | None) -> gr.Dropdown:
+        """The classes of a checkpoint plus "random"; only "random" when it is unknown."""
+        try:
+            model_config = read_config(self.store.folder(checkpoint))[0]
+        except (ValueError, CheckpointError):
+            return gr.Dropdown(choices=["random"], value="random")
+        names = list(model_config.class_names if model_config.num_classes else ()) + ["random"]
+        return gr.Dropdown(choices=names, value=names[0])
+
+    # -- Generate ------------------------------------------------------------------------------------
+
+    def generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed,
+                 num_images, eta):
+        """Yield (live frame, status, final grid, download paths, first image) while sampling."""
+        with user_errors():
+            name = self.store.resolve(checkpoint, bool(attention), whole_number(stages, "cascade stages"))
+            loaded = self.store.load(name)
+            request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images)
+        animation = []
+        runner = stream(loaded, request, self.precision, animation)
+        yield None, f"sampling with `{name}`...", None, None, gr.skip()
+        while True:
+            try:
+                progress = next(runner)
+            except StopIteration as stop:
+                images = stop.value
+                break
+            status = (f"step {progress.index + 1}/{progress.num_steps} · {progress.seconds:.1f} s · "
+                      f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
+            yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
+        # Gradio copies the files into its cache before it asks for more; then the folder goes.
+        with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
+            paths, note = save_outputs(images, animation, Path(folder))
+            yield (progress.picture, f"done: {status}" + (f"\n\n{note}" if note else ""), grid(images, scale=4),
+                   [str(p) for p in paths], to_uint8(images[:1])[0])
+
+    # -- Compare -------------------------------------------------------------------------------------
+
+    def compare(self, checkpoint, class_name, seed, num_images, table):
+        """Return (captioned grids, results table rows, speed plot) for 2-4 configurations."""
+        with user_errors():
+            results = run_all(self.store, self.precision, checkpoint, class_name, seed, num_images, table)
+        grids = [(grid(r.images, scale=2), f"{i}: {r.request.sampler}, {r.request.num_steps} steps, "
+                  f"w={r.request.guidance:g}, {r.checkpoint}") for i, r in enumerate(results, 1)]
+        return grids, [r.row(i) for i, r in enumerate(results, 1)], speed_figure(results)
+
+    # -- Train ---------------------------------------------------------------------------------------
+
+    def dataset_path(self, text: str, upload: str | None) -> Path:
+        """An uploaded .zip of class folders, or the shared CIFAR-10 zip; no other path is read."""
+        if upload:
+            path = Path(upload)
+            if not zipfile.is_zipfile(path):
+                raise ValueError(f"the uploaded file {path.name} is not a .zip file")
+            with zipfile.ZipFile(path) as archive:
+                if not any(len(PurePosixPath(n).parts) >= 2 and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
+                           for n in archive.namelist()):
+                    raise ValueError(f"the uploaded {path.name} has no images in class folders "
+                                     f"(expected CLASS/IMAGE.png inside the zip)")
+            return path
+        path = (self.app_root / (text or "").strip()).resolve()
+        if path != self.shared_dataset:
+            raise ValueError(f"dataset: use the shared CIFAR-10 zip ({self.shared_dataset}) or upload a .zip "
+                             f"of class folders; other paths are not read")
+        if not path.is_file():
+            raise ValueError(f"{path}: not found; upload a .zip of class folders instead")
+        return path
+
+    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, warm_start):
+        """Start a background run; returns (status, polling timer)."""
+        with user_errors():
+            dataset = self.dataset_path(dataset_text, upload)
+            epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch size")
+            if not 1 <= epochs <= 1000 or not 1 <= batch_size <= 1024:
+                raise ValueError("epochs must be between 1 and 1000 and batch size between 1 and 1024")
+            if precision not in TRAIN_PRECISIONS:
+                raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {precision!r}")
+            model_config, init = ModelConfig(attention=bool(attention)), None
+            if warm_start and warm_start != NO_WARM_START:
+                init = self.store.folder(warm_start)
+                init_config = read_config(init)[0]
+                if init_config.attention != bool(attention):
+                    raise ValueError(f"warm start: {warm_start} has attention {'on' if init_config.attention else 'off'}; "
+                                     f"set the attention switch to match")
+                model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
+            name = time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base")
+            train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision)
+            self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init)
+        return self.training.summary(), gr.Timer(active=True)
+
+    def training_status(self):
+        """(status, loss plot, preview, timer, checkpoint lists x3, availability); the lists are
+        refreshed when no run is going on (a run that ended has become a checkpoint)."""
+        running = self.training.running
+        lists = (gr.skip(),) * 4 if running else self.checkpoint_lists()
+        return (self.training.summary(), self.training.loss_figure(), self.training.preview_picture(),
+                gr.Timer(active=running), *lists)
+
+    def stop_training(self) -> str:
+        if not self.training.request_stop():
+            return "No training is running."
+        return "Stopping at the next step; a checkpoint will be written."
+
+    # -- Learn ---------------------------------------------------------------------------------------
+
+    def learn(self, picture, t, checkpoint):
+        """(x_0 | x_t picture, caption, schedule plot) for the schedule of the chosen checkpoint."""
+        with user_errors():
+            schedule = self.store.schedule(checkpoint) if checkpoint else NoiseSchedule(DiffusionConfig())
+            t = whole_number(t, "t")
+            if picture is None:
+                return None, NO_PICTURE, schedule_figure(schedule, t)
+            image, caption = noised(picture, schedule, t)
+        return image, caption, schedule_figure(schedule, t)

@@ -1,0 +1,118 @@
+"""The app's view of checkpoints: which folders under checkpoints/ and runs/ can be loaded, which
+shipped variant (base, attention, cascade) a request needs, and a thread-safe cache of loaded models.
+
+Only folders found by listing those two directories are ever opened, so a name typed into the page
+cannot point the app at another file.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config
+from .schedule import NoiseSchedule
+from .unet import UNet
+
+BASE, ATTENTION, CASCADE = "cifar10-base", "cifar10-attn", "cifar10-cascade"
+SHIPPED = {BASE: "base model", ATTENTION: "attention variant", CASCADE: "cascade (2-3 stages)"}
+EVAL_NAME = "eval.json"
+
+
+@dataclass
+class LoadedModel:
+    model: UNet
+    schedule: NoiseSchedule
+    name: str
+
+
+class ModelStore:
+    def __init__(self, checkpoints_dir: Path, runs_dir: Path, device: torch.device):
+        self.checkpoints_dir, self.runs_dir = Path(checkpoints_dir), Path(runs_dir)
+        self.device = device
+        self._cache: dict[tuple[Path, float], LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def folders(self) -> dict[str, Path]:
+        """Display name -> folder of every loadable checkpoint: shipped ones by name, runs as runs/NAME."""
+        found = {}
+        for prefix, root in (("", self.checkpoints_dir), ("runs/", self.runs_dir)):
+            if root.is_dir():
+                for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+                    if (folder / WEIGHTS_NAME).is_file() and (folder / CONFIG_NAME).is_file():
+                        found[prefix + folder.name] = folder
+        return found
+
+    def names(self) -> list[str]:
+        return list(self.folders())
+
+    def default_name(self) -> str | None:
+        names = self.names()
+        return BASE if BASE in names else (names[0] if names else None)
+
+    def availability(self) -> str:
+        """One line per shipped checkpoint: available, or not shipped yet."""
+        names = self.names()
+        lines = [f"- {label}: `{name}`" if name in names else f"- {label}: no checkpoint shipped yet"
+                 for name, label in SHIPPED.items()]
+        runs = [n for n in names if n.startswith("runs/")]
+        lines.append(f"- trained here: {', '.join(runs) if runs else 'none yet (see the Train tab)'}")
+        return "\n".join(lines)
+
+    def folder(self, name: str) -> Path:
+        folders = self.folders()
+        if name not in folders:
+            available = ", ".join(folders) or f"none: put a checkpoint folder into {self.checkpoints_dir}/"
+            raise ValueError(f"checkpoint {name!r} not found; available: {available}")
+        return folders[name]
+
+    def resolve(self, name: str, attention: bool, stages: int) -> str:
+        """The checkpoint that serves a request: `name` when its architecture matches the attention
+        switch, else the shipped checkpoint of the asked-for variant. Raises ValueError with the reason."""
+        if stages not in (1, 2, 3):
+            raise ValueError(f"cascade stages must be 1, 2 or 3, got {stages}")
+        if stages > 1:
+            if CASCADE not in self.names():
+                raise ValueError(f"cascade with {stages} stages: no cascade checkpoint shipped yet; use 1 stage")
+            raise ValueError(f"cascade with {stages} stages: this version of the app samples 1 stage only")
+        has_attention = read_config(self.folder(name))[0].attention
+        if has_attention == attention:
+            return name
+        variant = ATTENTION if attention else BASE
+        if name in SHIPPED and variant in self.names():
+            return variant
+        if name in SHIPPED:
+            raise ValueError(f"{SHIPPED[variant]}: no checkpoint shipped yet ({self.checkpoints_dir / variant})")
+        raise ValueError(f"{name} was trained {'with' if has_attention else 'without'} attention: "
+                         f"{'tick' if has_attention else 'untick'} 'attention variant' to use it")
+
+    def load(self, name: str) -> LoadedModel:
+        """Load on first use; a folder rewritten since (a run that trained on) is loaded again."""
+        folder = self.folder(name)
+        key = (folder.resolve(), (folder / WEIGHTS_NAME).stat().st_mtime)
+        with self._lock:
+            if key not in self._cache:
+                self._cache = {k: v for k, v in self._cache.items() if k[0] != key[0]}
+                model, diffusion_config, _ = load_model(folder, self.device)
+                self._cache[key] = LoadedModel(model, NoiseSchedule(diffusion_config), name)
+            return self._cache[key]
+
+    def schedule(self, name: str) -> NoiseSchedule:
+        """The noise schedule of a checkpoint, from its config alone (no weights read)."""
+        return NoiseSchedule(read_config(self.folder(name))[1])
+
+    def quality(self, name: str, sampler: str, num_steps: int, guidance: float) -> dict:
+        """Measured quality numbers for these settings from the checkpoint's eval.json, or {}.
+        eval.json: {"results": [{"sampler", "steps", "guidance", <metric>: value, ...}, ...]}."""
+        path = self.folder(name) / EVAL_NAME
+        try:
+            results = json.loads(path.read_text()).get("results", [])
+        except (OSError, ValueError, AttributeError):
+            return {}
+        for row in results:
+            if (row.get("sampler"), row.get("steps"), row.get("guidance")) == (sampler, num_steps, guidance):
+                return {k: v for k, v in row.items() if k not in ("sampler", "steps", "guidance")}
+        return {}

@@ -1,0 +1,176 @@
+"""The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
+import io
+import socket
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import app
+from conftest import make_tiny_checkpoint
+from fastdiff.app_backend import Backend
+
+GOOD = dict(checkpoint="cifar10-base", class_name="c", sampler="DDIM", steps=10, guidance=2.0,
+            attention=False, stages=1, seed=0, num_images=4, eta=0.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(backend, client) for an app whose checkpoints/ holds one tiny base model."""
+    root = tmp_path_factory.mktemp("app")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
+    backend = Backend(root / "checkpoints", root / "runs", root / "shared.zip", root)
+    demo = app.build_app(backend)
+    port = free_port()
+    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False)
+    demo.close()
+
+
+def generate(client, **changes):
+    return client.predict(*{**GOOD, **changes}.values(), api_name="/generate")
+
+
+def test_generation_returns_the_grid_png_gif_and_mp4(served):
+    _, client = served
+    _, status, final, downloads = generate(client)
+    assert status.startswith("done: step 10/10")
+    assert np.asarray(Image.open(final)).shape == (4 * (2 * 34 + 2), 4 * (2 * 34 + 2), 3)
+    assert [p.rsplit("/", 1)[1] for p in downloads] == ["samples.png", "denoising.gif", "denoising.mp4"]
+    assert Image.open(downloads[0]).size == (2 * 34 + 2, 2 * 34 + 2)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(steps=0), "Value 0 is less than minimum value 1"),  # the slider's own check
+    (dict(steps=51), "steps must be between 1 and 50"),
+    (dict(guidance=-1.0), "guidance weight must be a finite number >= 0"),
+    (dict(guidance=None), "guidance weight and eta need a value"),
+    (dict(num_images=17), "Value 17 is greater than maximum value 16"),
+    (dict(seed=-3), "seed must be between 0"),
+    (dict(class_name="zebra"), "unknown class 'zebra'"),
+    (dict(sampler="Euler"), "'Euler' .* is not in the list of choices"),
+    (dict(stages=2), "no cascade checkpoint shipped yet"),
+    (dict(attention=True), "attention variant: no checkpoint shipped yet"),
+    (dict(checkpoint="../../etc"), "checkpoint '../../etc' not found"),
+])
+def test_bad_input_gets_its_message_and_the_app_keeps_serving(served, changes, message):
+    _, client = served
+    with pytest.raises(AppError, match=message.replace("(", r"\(")):
+        generate(client, **changes)
+    assert generate(client, steps=2, num_images=1)[1].startswith("done")
+
+
+def test_two_clients_at_once_both_get_their_own_images(served):
+    _, client = served
+    other = Client(client.src, verbose=False)
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda c_seed: generate(c_seed[0], seed=c_seed[1], steps=30),
+                                 [(client, 1), (other, 2)]))
+    alone = [generate(client, seed=seed, steps=30) for seed in (1, 2)]
+    for (_, _, _, files), (_, _, _, expected) in zip(together, alone):
+        assert np.array_equal(np.asarray(Image.open(files[0])), np.asarray(Image.open(expected[0])))
+    assert not np.array_equal(np.asarray(Image.open(together[0][3][0])), np.asarray(Image.open(together[1][3][0])))
+
+
+def test_compare_runs_each_configuration_on_the_same_seed(served):
+    _, client = served
+    table = {"headers": ["sampler", "steps", "guidance", "variant"],
+             "data": [["DDIM", 10, 2.0, "base"], ["DPM-Solver++", 5, 0.0, "base"], ["", "", "", ""]]}
+    gallery, results, plot = client.predict("cifar10-base", "a", 3, 2, table, api_name="/compare")
+    assert len(gallery) == 2 and plot is not None
+    rows = results["data"]
+    assert [(r[2], r[3], r[6]) for r in rows] == [("ddim", 10, 10), ("dpm++", 5, 5)]
+    assert all(r[8] == "not measured yet" and float(r[7]) > 0 for r in rows)
+    with pytest.raises(AppError, match="give two to four configurations"):
+        client.predict("cifar10-base", "a", 3, 2, {**table, "data": table["data"][:1]}, api_name="/compare")
+    with pytest.raises(AppError, match="configuration 2: steps must be between 1 and 50"):
+        client.predict("cifar10-base", "a", 3, 2, {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base"]]},
+                       api_name="/compare")
+
+
+def write_zip(path, files: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base"):
+    return client.predict(dataset, handle_file(upload) if upload else None, epochs, 4, "fp32", False, warm_start,
+                          api_name="/train")
+
+
+def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generate(served, tmp_path):
+    backend, client = served
+    classes = "abcdefghij"  # the tiny checkpoint's classes, so that it can warm-start this run
+    data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in classes for i in range(2)})
+    status, _ = train(client, upload=data, epochs=300)
+    assert "loading the dataset" in status or "training" in status
+    with pytest.raises(AppError, match="a training run is already in progress"):
+        train(client, upload=data)
+    while backend.training.state.step < 3:
+        time.sleep(0.05)
+    assert generate(client, steps=3)[1].startswith("done")  # sampling goes on beside the training
+    assert backend.training.running
+    assert client.predict(api_name="/stop_training").startswith("Stopping")
+    backend.training._thread.join(timeout=60)
+    assert backend.training.state.phase == "stopped"
+    run = "runs/" + backend.training.state.out_dir.name
+    assert run in backend.store.names()
+    assert generate(client, checkpoint=run, steps=3)[1].startswith("done")
+
+
+@pytest.mark.parametrize("dataset, upload, message", [
+    ("/etc/passwd", None, "use the shared CIFAR-10 zip"),
+    ("../../shared.zip", None, "use the shared CIFAR-10 zip"),
+    ("shared.zip", None, "not found; upload a .zip"),
+    ("", "not-a-zip.zip", "is not a .zip file"),
+    ("", "no-images.zip", "has no images in class folders"),
+])
+def test_bad_training_input_gets_its_message(served, tmp_path, dataset, upload, message):
+    _, client = served
+    (tmp_path / "not-a-zip.zip").write_text("hello")
+    write_zip(tmp_path / "no-images.zip", {"a/readme.txt": b"text"})
+    with pytest.raises(AppError, match=message):
+        train(client, dataset, tmp_path / upload if upload else None)
+
+
+def test_cancel_stops_the_sampler_on_the_server(served):
+    backend, client = served
+    model = backend.store.load("cifar10-base").model
+    calls = []
+
+    def slow(*args, **kwargs):
+        calls.append(time.monotonic())
+        time.sleep(0.02)
+        return forward(*args, **kwargs)
+
+    forward, model.forward = model.forward, slow
+    try:
+        job = client.submit(*{**GOOD, "sampler": "DDPM", "steps": 50}.values(), api_name="/generate")
+        while len(calls) < 5:
+            time.sleep(0.01)
+        job.cancel()
+        time.sleep(0.5)
+        count = len(calls)
+        time.sleep(1.0)
+        assert len(calls) == count < 50
+    finally:
+        del model.forward

@@ -1,0 +1,107 @@
+"""The app's adapter functions without a server: settings checks, frame throttling, variant choice."""
+import itertools
+import math
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+import app
+from conftest import make_tiny_checkpoint
+from fastdiff.app_backend import Backend
+from fastdiff.app_generate import make_request, pad_to_multiple, stream
+from fastdiff.app_learn import noised, schedule_figure
+from fastdiff.app_models import ModelStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    make_tiny_checkpoint(tmp_path / "runs" / "with-attention", attention=True)
+    (tmp_path / "checkpoints" / "empty").mkdir()  # not a checkpoint: not listed
+    return ModelStore(tmp_path / "checkpoints", tmp_path / "runs", torch.device("cpu"))
+
+
+def request(store, **changes):
+    settings = dict(class_name="b", sampler_label="DDIM", steps=10, guidance=2.0, eta=0.0, seed=5, num_images=3)
+    return make_request(store.load("cifar10-base"), **{**settings, **changes})
+
+
+def test_lists_shipped_checkpoints_and_runs_and_says_what_is_missing(store):
+    assert store.names() == ["cifar10-base", "runs/with-attention"]
+    assert "attention variant: no checkpoint shipped yet" in store.availability()
+    assert "trained here: runs/with-attention" in store.availability()
+
+
+def test_variant_choice(store):
+    assert store.resolve("cifar10-base", False, 1) == "cifar10-base"
+    assert store.resolve("runs/with-attention", True, 1) == "runs/with-attention"
+    with pytest.raises(ValueError, match="attention variant: no checkpoint shipped yet"):
+        store.resolve("cifar10-base", True, 1)
+    with pytest.raises(ValueError, match="trained with attention: tick"):
+        store.resolve("runs/with-attention", False, 1)
+    with pytest.raises(ValueError, match="no cascade checkpoint shipped yet"):
+        store.resolve("cifar10-base", False, 3)
+    with pytest.raises(ValueError, match="not found"):
+        store.resolve("empty", False, 1)
+
+
+def test_request_settings(store):
+    made = request(store)
+    assert made.seeds == [5, 6, 7] and made.labels.tolist() == [1, 1, 1] and made.sampler == "ddim"
+    assert request(store, sampler_label="DPM-Solver++", eta=0.7).eta == 0.0  # eta is DDIM's alone
+    for bad, message in [(dict(guidance=math.nan), "guidance weight must be a finite number"),
+                         (dict(guidance=math.inf), "guidance weight must be a finite number"),
+                         (dict(steps=2.5), "steps must be a whole number"),
+                         (dict(steps=math.nan), "steps must be a whole number"),
+                         (dict(eta=1.5), "eta must be between 0 and 1"),
+                         (dict(num_images=0), "number of images must be between 1 and 16")]:
+        with pytest.raises(ValueError, match=message):
+            request(store, **bad)
+
+
+def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
+    ticks = itertools.count()
+    clock = lambda: next(ticks) * 0.01  # noqa: E731 (each step takes 10 ms of fake time)
+    animation = []
+    runner = stream(store.load("cifar10-base"), request(store, steps=50), "fp32", animation, interval=0.1,
+                    clock=clock)
+    sent = []
+    while True:
+        try:
+            sent.append(next(runner))
+        except StopIteration as stop:
+            images = stop.value
+            break
+    assert 5 <= len(sent) <= 7  # 50 steps of 10 ms at <= 10 frames/s, plus the last step
+    assert sent[-1].index == 49 and images.shape == (3, 3, 32, 32)
+    assert len(animation) == 50  # 50 steps <= 40 * 2: every step kept for the GIF
+    assert sent[0].picture.shape == (2 * 34 + 2, 2 * (2 * 34 + 2) + 4, 3)
+
+
+def test_pad_to_multiple():
+    padded = pad_to_multiple(np.zeros((70, 144, 3), np.uint8))
+    assert padded.shape == (80, 144, 3) and padded[75, 0, 0] == 255
+
+
+def test_forward_process_picture_follows_the_schedule(store):
+    schedule = store.schedule("cifar10-base")
+    picture = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)  # cropped and resized
+    start, caption = noised(picture, schedule, 0)
+    x0, x_t = (start[16:272, 8 * left:8 * (left + 32)].astype(int) for left in (2, 36))  # grid(scale=8) tiles
+    assert np.abs(x0 - x_t).mean() < 8  # t = 0: almost no noise
+    end, _ = noised(picture, schedule, schedule.num_timesteps - 1)
+    assert not np.array_equal(start, end) and caption.startswith("t = 0:")
+    with pytest.raises(ValueError, match="t must be between 0 and 49"):
+        noised(picture, schedule, 50)
+    assert len(schedule_figure(schedule, 10).axes) == 3
+
+
+def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    app.build_app(backend)
+    assert "base model: no checkpoint shipped yet" in backend.checkpoint_lists()[3]
+    with pytest.raises(gr.Error, match="not found; available: none"):
+        next(backend.generate(None, "random", "DDIM", 10, 2.0, False, 1, 0, 1, 0.0))
+    assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
