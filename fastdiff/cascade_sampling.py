@@ -87,9 +87,11 @@ def narrowed_start(schedule: NoiseSchedule, ratio: float = NARROW_SIGMA) -> int:
     return max(t for t, s in enumerate(sigma) if s <= ratio * sigma[-1])
 
 
-def default_stages(num_stages: int, model: UNet, schedule: NoiseSchedule, sampler: str = "ddim") -> list[Stage]:
-    """The settings for the model's `num_stages` highest resolutions (1: plain, 2: 16->32, 3: 8->16->32).
-    With ddim (50 plain steps): 8x8 27 of 50 steps, 16x16 19 of 35, 32x32 25."""
+def default_stages(num_stages: int, model: UNet, schedule: NoiseSchedule, sampler: str = "ddim",
+                   num_steps: int | None = None) -> list[Stage]:
+    """The settings for the model's `num_stages` highest resolutions (1: plain, 2: 16->32, 3: 8->16->32),
+    scaled to num_steps plain steps (default: the sampler's). With ddim (50 plain steps): 8x8 27 of 50
+    steps, 16x16 19 of 35, 32x32 25."""
     resolutions = resolutions_of(model)
     if not 1 <= num_stages <= len(resolutions):
         if len(resolutions) == 1:
@@ -97,7 +99,7 @@ def default_stages(num_stages: int, model: UNet, schedule: NoiseSchedule, sample
                              f"in 1 stage (more need a checkpoint trained with --cascade)")
         raise ValueError(f"{num_stages} stages asked, but this checkpoint is a cascade of "
                          f"{' -> '.join(map(str, resolutions))}: use 1 to {len(resolutions)} stages")
-    base = DEFAULT_STEPS[sampler] or schedule.num_timesteps
+    base = num_steps or DEFAULT_STEPS[sampler] or schedule.num_timesteps
     narrow = narrowed_start(schedule)
     stages = []
     for i, size in enumerate(resolutions[-num_stages:]):
@@ -168,6 +170,11 @@ def _run_stages(model: UNet, schedule: NoiseSchedule, class_labels: torch.Tensor
 def stage_nfe(stages: list[Stage]) -> dict[int, int]:
     """Model evaluations per resolution."""
     return {stage.resolution: stage.nfe for stage in stages}
+
+
+def format_nfe(nfe: dict[int, int]) -> str:
+    """{8: 27, 16: 19, 32: 25} -> "27 at 8x8 + 19 at 16x16 + 25 at 32x32"."""
+    return " + ".join(f"{count} at {size}x{size}" for size, count in nfe.items())
 
 
 @torch.inference_mode()

@@ -55,8 +55,9 @@ def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str,
         if stages == 1:
             run = sample_steps(model, schedule, batch, seeds, sampler, steps, guidance, precision=precision)
         else:
-            run = cascade_sample_steps(model, schedule, batch, seeds, default_stages(stages, model, schedule, sampler),
-                                       guidance, precision=precision)
+            run = cascade_sample_steps(model, schedule, batch, seeds,
+                                       default_stages(stages, model, schedule, sampler, steps), guidance,
+                                       precision=precision)
         images.append(drain(run).cpu())
     return torch.cat(images)
 
@@ -81,7 +82,7 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
     real_kid, _ = kid(ref.train_features, ref.test_features)
     extra = {"fid": standard_fid(images, load_dataset(data, "test").images.float().div(127.5).sub(1), device)} \
         if with_fid else {}
-    nfe = (stage_nfe(default_stages(stages, model, schedule, sampler)) if stages > 1
+    nfe = (stage_nfe(default_stages(stages, model, schedule, sampler, steps)) if stages > 1
            else {model.config.image_size: steps or schedule.num_timesteps})
     return {
         "checkpoint": str(checkpoint), "sampler": sampler, "steps": steps, "guidance": guidance, "stages": stages,
