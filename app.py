@@ -65,13 +65,14 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
         seed = gr.Number(0, precision=0, label="seed")
         num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
-    table = gr.Dataframe(DEFAULT_CONFIGS, headers=COLUMNS, datatype=["str", "number", "number", "str"],
+    table = gr.Dataframe(DEFAULT_CONFIGS, headers=COLUMNS, datatype=["str", "number", "number", "str", "number"],
                          type="array", row_count=4, label=f"2-4 configurations: sampler ({', '.join(SAMPLER_LABELS)}),"
-                         f" steps, guidance, variant ({', '.join(VARIANTS)}); empty rows are skipped",
-                         interactive=True)
+                         f" steps, guidance, variant ({', '.join(VARIANTS)}), cascade stages (1-3); empty rows "
+                         f"are skipped", interactive=True)
     run = gr.Button("Compare", variant="primary", elem_id="compare")
     gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
-    results = gr.Dataframe(headers=RESULT_COLUMNS, label="measured here (wall time includes guidance)",
+    results = gr.Dataframe(headers=RESULT_COLUMNS, label="measured here (wall time includes guidance; effective NFE "
+                           "counts low-resolution evaluations by their measured cost relative to 32x32)",
                            interactive=False)
     plot = gr.Plot(label="speed", elem_id="compare-plot")
     checkpoint.change(backend.class_choices, checkpoint, class_name)
@@ -93,6 +94,7 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
             with gr.Row():
                 precision = gr.Radio(list(TRAIN_PRECISIONS), value="auto", label="precision")
                 attention = gr.Checkbox(False, label="attention at 8x8")
+                cascade = gr.Checkbox(False, label="cascade (LowDiff: 8x8, 16x16 and 32x32)")
             warm_start = gr.Dropdown([NO_WARM_START] + checkpoint_names, value=NO_WARM_START,
                                      label="warm start from", allow_custom_value=True)
             with gr.Row():
@@ -104,7 +106,7 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
             preview = gr.Image(label="latest preview (noise to image, one row per class)", format="png",
                                elem_classes="pixels", interactive=False)
     timer = gr.Timer(1.0, active=False)
-    start.click(backend.start_training, [dataset, upload, epochs, batch_size, precision, attention, warm_start],
+    start.click(backend.start_training, [dataset, upload, epochs, batch_size, precision, attention, cascade, warm_start],
                 [status, timer], api_name="train", concurrency_limit=1)
     stop.click(backend.stop_training, None, status, api_name="stop_training")
     return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}

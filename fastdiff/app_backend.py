@@ -21,7 +21,7 @@ from .app_learn import noised, schedule_figure
 from .app_models import ModelStore
 from .app_train import TrainingSession
 from .checkpoint import CheckpointError, read_config
-from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from .data import IMAGE_SUFFIXES, DataError
 from .device import resolve_device, resolve_precision
 from .images import grid, to_uint8
@@ -76,9 +76,10 @@ class Backend:
                  num_images, eta):
         """Yield (live frame, status, final grid, download paths, first image) while sampling."""
         with user_errors():
-            name = self.store.resolve(checkpoint, bool(attention), whole_number(stages, "cascade stages"))
+            num_stages = whole_number(stages, "cascade stages")
+            name = self.store.resolve(checkpoint, bool(attention), num_stages)
             loaded = self.store.load(name)
-            request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images)
+            request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
         animation = []
         runner = stream(loaded, request, self.precision, animation)
         yield None, f"sampling with `{name}`...", None, None, gr.skip()
@@ -88,8 +89,8 @@ class Backend:
             except StopIteration as stop:
                 images = stop.value
                 break
-            status = (f"step {progress.index + 1}/{progress.num_steps} · {progress.seconds:.1f} s · "
-                      f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
+            status = (f"step {progress.index + 1}/{progress.num_steps} · {progress.stage + ' · ' if progress.stage else ''}"
+                      f"{progress.seconds:.1f} s · {progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
@@ -103,8 +104,7 @@ class Backend:
         """Return (captioned grids, results table rows, speed plot) for 2-4 configurations."""
         with user_errors():
             results = run_all(self.store, self.precision, checkpoint, class_name, seed, num_images, table)
-        grids = [(grid(r.images, scale=2), f"{i}: {r.request.sampler}, {r.request.num_steps} steps, "
-                  f"w={r.request.guidance:g}, {r.checkpoint}") for i, r in enumerate(results, 1)]
+        grids = [(grid(r.images, scale=2), f"{i}: {r.configuration}, {r.checkpoint}") for i, r in enumerate(results, 1)]
         return grids, [r.row(i) for i, r in enumerate(results, 1)], speed_figure(results)
 
     # -- Train ---------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ class Backend:
             raise ValueError(f"{path}: not found; upload a .zip of class folders instead")
         return path
 
-    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, warm_start):
+    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start):
         """Start a background run; returns (status, polling timer)."""
         with user_errors():
             dataset = self.dataset_path(dataset_text, upload)
@@ -145,10 +145,13 @@ class Backend:
                 if init_config.attention != bool(attention):
                     raise ValueError(f"warm start: {warm_start} has attention {'on' if init_config.attention else 'off'}; "
                                      f"set the attention switch to match")
+                if self.store.is_cascade(warm_start) and not cascade:
+                    raise ValueError(f"warm start: {warm_start} is a cascade; tick 'cascade' to continue it")
                 model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
-            name = time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base")
+            name = time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base") + ("-cascade" if cascade else "")
             train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision)
-            self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init)
+            self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init,
+                                CascadeConfig() if cascade else None)
         return self.training.summary(), gr.Timer(active=True)
 
     def training_status(self):

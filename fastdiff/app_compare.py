@@ -1,5 +1,6 @@
-"""The Compare tab's work: two to four sampler configurations run on the same seed and class, timed,
-put in a table with any measured quality from the checkpoint's eval.json, and plotted."""
+"""The Compare tab's work: two to four sampler configurations (plain or cascade) run on the same seed
+and class, timed, put in a table with their NFE per resolution, effective NFE and the quality the
+checkpoint's eval.json records, and plotted."""
 from __future__ import annotations
 
 import math
@@ -9,15 +10,19 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-from .app_generate import Request, make_request, sampler_steps
+from .app_generate import SAMPLER_LABELS, Request, make_request, sampler_steps, whole_number
 from .app_models import ModelStore
+from .cascade_sampling import effective_nfe, format_nfe, stage_nfe
 from .samplers import drain
 
-COLUMNS = ["sampler", "steps", "guidance", "variant"]
+COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
 VARIANTS = {"base": False, "attention": True}
-DEFAULT_CONFIGS = [["DDIM", 50, 2.0, "base"], ["DPM-Solver++", 20, 2.0, "base"], ["DPM-Solver++", 10, 2.0, "base"]]
-RESULT_COLUMNS = ["#", "checkpoint", "sampler", "steps", "guidance", "wall time (s)", "NFE", "images/s", "quality"]
+DEFAULT_CONFIGS = [["DDIM", 50, 2.0, "base", 1], ["DPM-Solver++", 20, 2.0, "base", 1],
+                   ["DPM-Solver++", 10, 2.0, "base", 1]]
+RESULT_COLUMNS = ["#", "checkpoint", "sampler", "steps", "guidance", "stages", "wall time (s)", "NFE",
+                  "effective NFE", "images/s", "quality"]
 NOT_MEASURED = "not measured yet"
+SAMPLER_NAMES = {key: label for label, key in SAMPLER_LABELS.items()}
 
 
 @dataclass
@@ -26,13 +31,40 @@ class Result:
     request: Request
     images: torch.Tensor    # (B, C, H, W) in [-1, 1]
     seconds: float
-    quality: dict           # metric -> value from eval.json; empty when not measured
+    nfe: dict[int, int]     # model evaluations per resolution
+    effective_nfe: int      # LowDiff appendix B: low-resolution NFEs scaled by their step latency
+    quality: str            # eval.json's numbers, labelled with their configuration unless it is this one
+    kid: float | None       # eval.json's KID when it was measured at this very configuration
+
+    @property
+    def configuration(self) -> str:
+        request = self.request
+        return configuration_label(request.sampler, request.num_steps, request.guidance, len(request.stages))
 
     def row(self, number: int) -> list:
-        quality = ", ".join(f"{k} {v}" for k, v in self.quality.items()) or NOT_MEASURED
-        return [number, self.checkpoint, self.request.sampler, self.request.num_steps, self.request.guidance,
-                round(self.seconds, 2), self.request.num_steps,
-                round(len(self.request.seeds) / self.seconds, 2), quality]
+        request = self.request
+        return [number, self.checkpoint, request.sampler, request.num_steps, request.guidance, len(request.stages),
+                round(self.seconds, 2), format_nfe(self.nfe), self.effective_nfe,
+                round(len(request.seeds) / self.seconds, 2), self.quality]
+
+
+def configuration_label(sampler: str, steps: int, guidance: float, stages: int) -> str:
+    """("ddim", 50, 2.0, 1) -> "DDIM-50, w=2"."""
+    return f"{SAMPLER_NAMES.get(sampler, sampler)}-{steps}, w={guidance:g}" + (f", {stages} stages" if stages > 1 else "")
+
+
+def quality(measured: dict | None, request: Request) -> tuple[str, float | None]:
+    """evaluate.py's record (one configuration per checkpoint) as text, and its KID when it was measured
+    at the request's configuration."""
+    try:
+        numbers = (f"class acc. {100 * measured['class_accuracy']:.1f}%, KID {measured['kid']:.4f} "
+                   f"(real vs real {measured['real_vs_real']['kid']:.4f})")
+        at = (measured["sampler"], measured["steps"], float(measured["guidance"]), measured.get("stages", 1))
+    except (TypeError, KeyError, ValueError):  # no eval.json, or not evaluate.py's format
+        return NOT_MEASURED, None
+    if at == (request.sampler, request.num_steps, request.guidance, len(request.stages)):
+        return numbers, measured["kid"]
+    return f"measured at {configuration_label(*at)}: {numbers}", None
 
 
 def configurations(table) -> list[list]:
@@ -57,40 +89,42 @@ def number(value, what: str) -> float:
 
 def run_all(store: ModelStore, precision: str, checkpoint: str, class_name: str, seed, num_images,
             table) -> list[Result]:
-    """Check every configuration first, then run them one after another on the same seeds."""
+    """Check every configuration (and measure a cascade's step latency) first, then run them one after
+    another on the same seeds."""
     planned = []
-    for index, (sampler, steps, guidance, variant) in enumerate(configurations(table), 1):
+    for index, (sampler, steps, guidance, variant, stages) in enumerate(configurations(table), 1):
         try:
-            name = store.resolve(checkpoint, VARIANTS[variant], 1)
+            num_stages = whole_number(number(stages, "stages"), "stages")
+            name = store.resolve(checkpoint, VARIANTS[variant], num_stages)
             loaded = store.load(name)
             request = make_request(loaded, class_name, sampler, number(steps, "steps"),
-                                   number(guidance, "guidance"), 0.0, seed, num_images)
+                                   number(guidance, "guidance"), 0.0, seed, num_images, num_stages)
         except ValueError as e:
             raise ValueError(f"configuration {index}: {e}") from e
-        planned.append((name, loaded, request))
+        nfe = stage_nfe(request.stages)
+        effective = effective_nfe(nfe, loaded.step_latency()) if len(nfe) > 1 else sum(nfe.values())
+        planned.append((name, loaded, request, nfe, effective))
     results = []
-    for name, loaded, request in planned:
+    for name, loaded, request, nfe, effective in planned:
         start = time.perf_counter()
         images = drain(sampler_steps(loaded, request, precision))
-        results.append(Result(name, request, images, time.perf_counter() - start,
-                              store.quality(name, request.sampler, request.num_steps, request.guidance)))
+        seconds = time.perf_counter() - start
+        results.append(Result(name, request, images, seconds, nfe, effective,
+                              *quality(store.evaluation(name), request)))
     return results
 
 
 def speed_figure(results: list[Result]) -> Figure:
-    """Quality against wall time when eval.json has numbers for every configuration, else speed alone."""
+    """KID against wall time when eval.json has it for every configuration, else speed alone."""
     figure = Figure(figsize=(6, 3.2), layout="constrained")
     axis = figure.add_subplot()
-    labels = [f"{i}: {r.request.sampler} {r.request.num_steps} steps, w={r.request.guidance:g}"
-              for i, r in enumerate(results, 1)]
-    metric = next(iter(results[0].quality), None)
-    values = [r.quality.get(metric) for r in results]
-    if metric and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        axis.scatter([r.seconds for r in results], values)
-        for label, r, v in zip(labels, results, values):
-            axis.annotate(label, (r.seconds, v), fontsize=8)
-        axis.set(xlabel="wall time (s)", ylabel=metric, title=f"{metric} against time")
+    labels = [f"{i}: {r.configuration}" for i, r in enumerate(results, 1)]
+    if all(r.kid is not None and math.isfinite(r.kid) for r in results):
+        axis.scatter([r.seconds for r in results], [r.kid for r in results])
+        for label, r in zip(labels, results):
+            axis.annotate(label, (r.seconds, r.kid), fontsize=8)
+        axis.set(xlabel="wall time (s)", ylabel="KID (lower is better)", title="KID against time")
     else:
         axis.barh(labels[::-1], [len(r.request.seeds) / r.seconds for r in results][::-1], color="tab:blue")
-        axis.set(xlabel="images/s (higher is faster)", title=f"speed (quality: {NOT_MEASURED})")
+        axis.set(xlabel="images/s (higher is faster)", title="speed (KID not measured at every configuration)")
     return figure

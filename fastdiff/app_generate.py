@@ -1,7 +1,10 @@
-"""Generation for the app: settings from the page checked into one `Request`, a sampler run whose
-frames are throttled for streaming, and the final grid, PNG, GIF and MP4 written to a folder.
+"""Generation for the app: settings from the page checked into one `Request`, a sampler run (plain, or
+a LowDiff cascade of 2 or 3 stages) whose frames are throttled for streaming, and the final grid, PNG,
+GIF and MP4 written to a folder.
 
-Streaming sends at most one frame per FRAME_INTERVAL (always the last), and only those frames and
+Streaming sends at most one frame per FRAME_INTERVAL (always the last, and the first of each cascade
+stage, so that every resolution is seen; low-resolution frames are enlarged to the final size), and
+only those frames and
 the ~40 animation frames are converted to pictures: with ~1.5 ms to convert and write a frame (as BMP,
 see app.py), the page costs at most ~2% of one core beside the sampler.
 """
@@ -15,11 +18,13 @@ from typing import Callable, Generator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .app_models import LoadedModel
+from .cascade_sampling import CascadeStep, Stage, cascade_sample_steps, check_stages, default_stages
 from .cli import UsageError, class_labels
 from .images import grid, save_animation, save_png
-from .pipeline import check_settings, sample_steps
+from .pipeline import check_settings
 from .samplers import Step
 
 SAMPLER_LABELS = {"DDPM": "ddpm", "DDIM": "ddim", "DPM-Solver++": "dpm++"}
@@ -37,6 +42,7 @@ class Request:
     eta: float
     labels: torch.Tensor | None  # (num_images,) class labels, None for an unconditional model
     seeds: list[int]             # image i uses seeds[i]
+    stages: list[Stage]          # one stage (plain sampling at full size) or a cascade's default stages
 
 
 @dataclass
@@ -45,7 +51,8 @@ class Progress:
     num_steps: int
     seconds: float               # since sampling started
     images_per_sec: float        # images finished per second at the current pace
-    picture: np.ndarray          # x_t and predicted x0 grids side by side
+    picture: np.ndarray          # x_t and predicted x0 grids side by side, at the final size
+    stage: str                   # "stage 2/3 at 16x16" for a cascade, "" for plain sampling
 
 
 def whole_number(value, name: str) -> int:
@@ -56,8 +63,9 @@ def whole_number(value, name: str) -> int:
 
 
 def make_request(loaded: LoadedModel, class_name: str, sampler_label: str, steps, guidance, eta,
-                 seed, num_images) -> Request:
-    """Check every setting against the model; raises ValueError with a one-line message."""
+                 seed, num_images, num_stages: int = 1) -> Request:
+    """Check every setting against the model; raises ValueError with a one-line message. A cascade's
+    stages are its default ones scaled to `steps` plain steps."""
     if sampler_label not in SAMPLER_LABELS:
         raise ValueError(f"unknown sampler {sampler_label!r}: use one of {', '.join(SAMPLER_LABELS)}")
     sampler = SAMPLER_LABELS[sampler_label]
@@ -72,26 +80,35 @@ def make_request(loaded: LoadedModel, class_name: str, sampler_label: str, steps
     guidance, eta = float(guidance), float(eta if sampler == "ddim" else 0.0)
     num_steps = check_settings(sampler, whole_number(steps, "steps"), guidance, eta,
                                loaded.schedule.num_timesteps)
+    stages = default_stages(num_stages, loaded.model, loaded.schedule, sampler, num_steps)
+    check_stages(loaded.model, stages, guidance, eta, loaded.schedule.num_timesteps)
     config = loaded.model.config
     try:
         labels = class_labels(class_name or "random", config.class_names if config.num_classes else (),
                               num_images, seed)
     except UsageError as e:
         raise ValueError(str(e)) from e
-    return Request(sampler, num_steps, guidance, eta, labels, list(range(seed, seed + num_images)))
+    return Request(sampler, num_steps, guidance, eta, labels, list(range(seed, seed + num_images)), stages)
 
 
-def side_by_side(step: Step, scale: int = 1) -> np.ndarray:
-    """The noisy sample x_t (left) and the clean image predicted from it (right)."""
-    left, right = grid(step.x_t, scale=scale), grid(step.x0, scale=scale)
+def side_by_side(step: Step, size: int, scale: int = 1) -> np.ndarray:
+    """The noisy sample x_t (left) and the clean image predicted from it (right), enlarged (nearest
+    neighbour) to images of size x size."""
+    left, right = (grid(F.interpolate(images, size=(size, size)), scale=scale) for images in (step.x_t, step.x0))
     gap = np.full((left.shape[0], 4 * scale, 3), 255, np.uint8)
     return np.concatenate([left, gap, right], axis=1)
 
 
 def sampler_steps(loaded: LoadedModel, request: Request, precision: str):
-    """The sampler's step generator for a checked request."""
-    return sample_steps(loaded.model, loaded.schedule, request.labels, request.seeds, request.sampler,
-                        request.num_steps, request.guidance, request.eta, precision)
+    """The sampler's step generator for a checked request (one stage is exactly plain sampling)."""
+    return cascade_sample_steps(loaded.model, loaded.schedule, request.labels, request.seeds, request.stages,
+                                request.guidance, request.eta, precision)
+
+
+def stage_label(step: CascadeStep, num_stages: int) -> str:
+    if num_stages == 1:
+        return ""
+    return f"stage {step.stage + 1}/{num_stages} at {step.resolution}x{step.resolution}"
 
 
 def stream(loaded: LoadedModel, request: Request, precision: str, animation: list[np.ndarray],
@@ -99,20 +116,19 @@ def stream(loaded: LoadedModel, request: Request, precision: str, animation: lis
            ) -> Generator[Progress, None, torch.Tensor]:
     """Run the sampler, yield a Progress at most every `interval` seconds and after the last step,
     append animation frames to `animation`, and return the final images (B, C, H, W) in [-1, 1]."""
-    steps = sampler_steps(loaded, request, precision)
+    size = loaded.model.config.image_size
     start, last_sent = clock(), -math.inf
-    keep_every = max(1, request.num_steps // ANIMATION_FRAMES)
-    for step in steps:
+    for step in sampler_steps(loaded, request, precision):
         now = clock()
         is_last = step.index + 1 == step.num_steps
-        if step.index % keep_every == 0 or is_last:
-            animation.append(side_by_side(step, scale=2))
-        if is_last or now - last_sent >= interval:
+        if step.index % max(1, step.num_steps // ANIMATION_FRAMES) == 0 or is_last:
+            animation.append(side_by_side(step, size, scale=2))
+        if is_last or step.stage_index == 0 or now - last_sent >= interval:
             last_sent = now
             seconds = max(now - start, 1e-9)
             yield Progress(step.index, step.num_steps, seconds,
                            len(request.seeds) * (step.index + 1) / step.num_steps / seconds,
-                           side_by_side(step))
+                           side_by_side(step, size), stage_label(step, len(request.stages)))
         images = step.x_t
     return images
 

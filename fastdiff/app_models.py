@@ -1,5 +1,6 @@
 """The app's view of checkpoints: which folders under checkpoints/ and runs/ can be loaded, which
-shipped variant (base, attention, cascade) a request needs, and a thread-safe cache of loaded models.
+shipped variant (base, attention, cascade) a request needs, a thread-safe cache of loaded models with
+their per-resolution step latency, and the quality their eval.json records.
 
 Only folders found by listing those two directories are ever opened, so a name typed into the page
 cannot point the app at another file.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config
+from .cascade_sampling import measure_step_latency
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, read_full_config
 from .schedule import NoiseSchedule
 from .unet import UNet
 
@@ -27,6 +29,15 @@ class LoadedModel:
     model: UNet
     schedule: NoiseSchedule
     name: str
+    latency: dict[int, float] | None = None  # seconds per evaluation at each resolution, once measured
+    latency_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def step_latency(self) -> dict[int, float]:
+        """measure_step_latency on first use, then the cached numbers."""
+        with self.latency_lock:
+            if self.latency is None:
+                self.latency = measure_step_latency(self.model)
+            return self.latency
 
 
 class ModelStore:
@@ -69,22 +80,29 @@ class ModelStore:
             raise ValueError(f"checkpoint {name!r} not found; available: {available}")
         return folders[name]
 
+    def is_cascade(self, name: str) -> bool:
+        return read_full_config(self.folder(name))[3] is not None
+
     def resolve(self, name: str, attention: bool, stages: int) -> str:
         """The checkpoint that serves a request: `name` when its architecture matches the attention
-        switch, else the shipped checkpoint of the asked-for variant. Raises ValueError with the reason."""
+        switch and, for 2 or 3 stages, it is a cascade; else the shipped checkpoint of the asked-for
+        variant. Raises ValueError with the reason."""
         if stages not in (1, 2, 3):
             raise ValueError(f"cascade stages must be 1, 2 or 3, got {stages}")
-        if stages > 1:
+        if stages > 1 and not self.is_cascade(name):
+            if name not in SHIPPED:
+                raise ValueError(f"{name} is a plain model: cascade with {stages} stages needs a checkpoint "
+                                 f"trained with 'cascade'; use 1 stage")
             if CASCADE not in self.names():
                 raise ValueError(f"cascade with {stages} stages: no cascade checkpoint shipped yet; use 1 stage")
-            raise ValueError(f"cascade with {stages} stages: this version of the app samples 1 stage only")
+            name = CASCADE
         has_attention = read_config(self.folder(name))[0].attention
         if has_attention == attention:
             return name
         variant = ATTENTION if attention else BASE
-        if name in SHIPPED and variant in self.names():
-            return variant
-        if name in SHIPPED:
+        if name in SHIPPED and stages == 1:
+            if variant in self.names():
+                return variant
             raise ValueError(f"{SHIPPED[variant]}: no checkpoint shipped yet ({self.checkpoints_dir / variant})")
         raise ValueError(f"{name} was trained {'with' if has_attention else 'without'} attention: "
                          f"{'tick' if has_attention else 'untick'} 'attention variant' to use it")
@@ -104,15 +122,11 @@ class ModelStore:
         """The noise schedule of a checkpoint, from its config alone (no weights read)."""
         return NoiseSchedule(read_config(self.folder(name))[1])
 
-    def quality(self, name: str, sampler: str, num_steps: int, guidance: float) -> dict:
-        """Measured quality numbers for these settings from the checkpoint's eval.json, or {}.
-        eval.json: {"results": [{"sampler", "steps", "guidance", <metric>: value, ...}, ...]}."""
-        path = self.folder(name) / EVAL_NAME
+    def evaluation(self, name: str) -> dict | None:
+        """The checkpoint's eval.json (evaluate.py's flat record of one measured configuration), or None
+        when it has none or it is not readable."""
         try:
-            results = json.loads(path.read_text()).get("results", [])
-        except (OSError, ValueError, AttributeError):
-            return {}
-        for row in results:
-            if (row.get("sampler"), row.get("steps"), row.get("guidance")) == (sampler, num_steps, guidance):
-                return {k: v for k, v in row.items() if k not in ("sampler", "steps", "guidance")}
-        return {}
+            result = json.loads((self.folder(name) / EVAL_NAME).read_text())
+        except (OSError, ValueError):
+            return None
+        return result if isinstance(result, dict) else None

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .checkpoint import CheckpointError
-from .config import DiffusionConfig, ModelConfig, TrainConfig
+from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from .data import DataError, load_dataset
 from .train import TrainEvent, Trainer
 
@@ -44,15 +44,17 @@ class TrainingSession:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, dataset: Path, out_dir: Path, train_config: TrainConfig, model_config: ModelConfig,
-              init: Path | None) -> None:
-        """Start a run in the background; ValueError while another one is running."""
+              init: Path | None, cascade_config: CascadeConfig | None = None) -> None:
+        """Start a run (a LowDiff cascade with a cascade_config) in the background; ValueError while
+        another one is running."""
         with self._lock:
             if self.running:
                 raise ValueError("a training run is already in progress: stop it or wait until it ends")
             self.state, self.trainer = RunState(out_dir, batch_size=train_config.batch_size), None
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, daemon=True, name="fastdiff-training",
-                                            args=(dataset, out_dir, train_config, model_config, init))
+                                            args=(dataset, out_dir, train_config, model_config, init,
+                                                  cascade_config))
             self._thread.start()
 
     def request_stop(self) -> bool:
@@ -65,12 +67,12 @@ class TrainingSession:
         return True
 
     def _run(self, dataset: Path, out_dir: Path, train_config: TrainConfig, model_config: ModelConfig,
-             init: Path | None) -> None:
+             init: Path | None, cascade_config: CascadeConfig | None) -> None:
         state = self.state
         try:
             data = load_dataset(str(dataset), "train", model_config.image_size, model_config.image_channels)
             self.trainer = Trainer(data, out_dir, train_config, model_config, DiffusionConfig(), self.device,
-                                   init=init, on_event=self._on_event)
+                                   init=init, on_event=self._on_event, cascade_config=cascade_config)
             state.total_steps, state.phase = self.trainer.total_steps, "training"
             if self._stop.is_set():
                 self.trainer.request_stop()

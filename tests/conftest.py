@@ -1,20 +1,23 @@
 import pytest
 import torch
 
+from fastdiff.cascade import build_model
 from fastdiff.checkpoint import save_model
-from fastdiff.config import DiffusionConfig, ModelConfig
-from fastdiff.unet import UNet
+from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
 
 TINY = dict(n_feat=8, class_names=tuple("abcdefghij"))
 
 
-def make_tiny_checkpoint(folder, num_timesteps: int = 50, **model_options):
-    """A tiny model with random weights saved as a checkpoint folder."""
+def make_tiny_checkpoint(folder, num_timesteps: int = 50, cascade: bool = False, **model_options):
+    """A tiny model (a LowDiff cascade of 8, 16 and 32 with cascade=True) with random weights saved as
+    a checkpoint folder."""
     torch.manual_seed(0)
-    model = UNet(ModelConfig(**{**TINY, **model_options}))
+    cascade_config = CascadeConfig() if cascade else None
+    model = build_model(ModelConfig(**{**TINY, **model_options}), cascade_config)
     for p in model.parameters():  # also the layers that start at zero, so that the output varies
         torch.nn.init.normal_(p, std=0.05)
-    save_model(folder, model.state_dict(), model.config, DiffusionConfig(num_timesteps=num_timesteps))
+    save_model(folder, model.state_dict(), model.config, DiffusionConfig(num_timesteps=num_timesteps),
+               cascade_config=cascade_config)
     return folder
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 import app
 from conftest import make_tiny_checkpoint
 from fastdiff.app_backend import Backend
+from fastdiff.cascade_sampling import effective_nfe
 
 GOOD = dict(checkpoint="cifar10-base", class_name="c", sampler="DDIM", steps=10, guidance=2.0,
             attention=False, stages=1, seed=0, num_images=4, eta=0.0)
@@ -27,9 +28,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(backend, client) for an app whose checkpoints/ holds one tiny base model."""
+    """(backend, client) for an app whose checkpoints/ holds a tiny base model and a tiny cascade, and
+    runs/ a plain model."""
     root = tmp_path_factory.mktemp("app")
     make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-cascade", cascade=True)
+    make_tiny_checkpoint(root / "runs" / "plain")
     backend = Backend(root / "checkpoints", root / "runs", root / "shared.zip", root)
     demo = app.build_app(backend)
     port = free_port()
@@ -60,7 +64,7 @@ def test_generation_returns_the_grid_png_gif_and_mp4(served):
     (dict(seed=-3), "seed must be between 0"),
     (dict(class_name="zebra"), "unknown class 'zebra'"),
     (dict(sampler="Euler"), "'Euler' .* is not in the list of choices"),
-    (dict(stages=2), "no cascade checkpoint shipped yet"),
+    (dict(checkpoint="runs/plain", stages=2), "runs/plain is a plain model: cascade with 2 stages needs"),
     (dict(attention=True), "attention variant: no checkpoint shipped yet"),
     (dict(checkpoint="../../etc"), "checkpoint '../../etc' not found"),
 ])
@@ -69,6 +73,19 @@ def test_bad_input_gets_its_message_and_the_app_keeps_serving(served, changes, m
     with pytest.raises(AppError, match=message.replace("(", r"\(")):
         generate(client, **changes)
     assert generate(client, steps=2, num_images=1)[1].startswith("done")
+
+
+def test_a_three_stage_cascade_streams_frames_of_every_resolution(served):
+    _, client = served
+    job = client.submit(*{**GOOD, "stages": 3}.values(), api_name="/generate")
+    _, status, final, downloads = job.result()
+    assert status.startswith("done: step 14/14 · stage 3/3 at 32x32") and "`cifar10-cascade`" in status
+    assert np.asarray(Image.open(final)).shape == (4 * (2 * 34 + 2), 4 * (2 * 34 + 2), 3)
+    frames = [(status, frame) for frame, status, *_ in job.outputs() if frame]
+    for size in (8, 16, 32):
+        seen = [frame for status, frame in frames if f"at {size}x{size}" in status]
+        assert seen, f"no frame of the {size}x{size} stage"
+        assert np.asarray(Image.open(seen[0])).shape == (2 * 34 + 2, 2 * (2 * 34 + 2) + 4, 3)  # enlarged
 
 
 def test_two_clients_at_once_both_get_their_own_images(served):
@@ -85,18 +102,30 @@ def test_two_clients_at_once_both_get_their_own_images(served):
 
 def test_compare_runs_each_configuration_on_the_same_seed(served):
     _, client = served
-    table = {"headers": ["sampler", "steps", "guidance", "variant"],
-             "data": [["DDIM", 10, 2.0, "base"], ["DPM-Solver++", 5, 0.0, "base"], ["", "", "", ""]]}
+    table = {"headers": ["sampler", "steps", "guidance", "variant", "stages"],
+             "data": [["DDIM", 10, 2.0, "base", 1], ["DPM-Solver++", 5, 0.0, "base", 1], ["", "", "", "", ""]]}
     gallery, results, plot = client.predict("cifar10-base", "a", 3, 2, table, api_name="/compare")
     assert len(gallery) == 2 and plot is not None
     rows = results["data"]
-    assert [(r[2], r[3], r[6]) for r in rows] == [("ddim", 10, 10), ("dpm++", 5, 5)]
-    assert all(r[8] == "not measured yet" and float(r[7]) > 0 for r in rows)
+    assert [(r[2], r[3], r[7], r[8]) for r in rows] == [("ddim", 10, "10 at 32x32", 10), ("dpm++", 5, "5 at 32x32", 5)]
+    assert all(r[10] == "not measured yet" and float(r[9]) > 0 for r in rows)
     with pytest.raises(AppError, match="give two to four configurations"):
         client.predict("cifar10-base", "a", 3, 2, {**table, "data": table["data"][:1]}, api_name="/compare")
     with pytest.raises(AppError, match="configuration 2: steps must be between 1 and 50"):
-        client.predict("cifar10-base", "a", 3, 2, {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base"]]},
+        client.predict("cifar10-base", "a", 3, 2, {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base", 1]]},
                        api_name="/compare")
+
+
+def test_compare_reports_a_cascade_nfe_per_resolution_and_its_effective_nfe(served):
+    backend, client = served
+    table = {"headers": ["sampler", "steps", "guidance", "variant", "stages"],
+             "data": [["DDIM", 10, 2.0, "base", 1], ["DDIM", 10, 2.0, "base", 2]]}
+    _, results, _ = client.predict("cifar10-base", "a", 3, 2, table, api_name="/compare")
+    plain, cascade = results["data"]
+    assert (plain[1], plain[5], plain[7], plain[8]) == ("cifar10-base", 1, "10 at 32x32", 10)
+    assert (cascade[1], cascade[5], cascade[7]) == ("cifar10-cascade", 2, "5 at 16x16 + 5 at 32x32")
+    latency = backend.store.load("cifar10-cascade").latency  # measured once, kept with the model
+    assert cascade[8] == effective_nfe({16: 5, 32: 5}, latency) > 5
 
 
 def write_zip(path, files: dict[str, bytes]):
@@ -112,9 +141,9 @@ def png(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base"):
-    return client.predict(dataset, handle_file(upload) if upload else None, epochs, 4, "fp32", False, warm_start,
-                          api_name="/train")
+def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base", cascade=False):
+    return client.predict(dataset, handle_file(upload) if upload else None, epochs, 4, "fp32", False, cascade,
+                          warm_start, api_name="/train")
 
 
 def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generate(served, tmp_path):
@@ -135,6 +164,19 @@ def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generat
     run = "runs/" + backend.training.state.out_dir.name
     assert run in backend.store.names()
     assert generate(client, checkpoint=run, steps=3)[1].startswith("done")
+
+
+def test_the_cascade_switch_trains_a_cascade(served, tmp_path):
+    backend, client = served
+    data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in "abcdefghij" for i in range(2)})
+    with pytest.raises(AppError, match="warm start: cifar10-cascade is a cascade; tick 'cascade'"):
+        train(client, upload=data, warm_start="cifar10-cascade")
+    train(client, upload=data, cascade=True)  # warm-started from the plain cifar10-base
+    backend.training._thread.join(timeout=120)
+    assert backend.training.state.phase == "finished", backend.training.state.message
+    run = "runs/" + backend.training.state.out_dir.name
+    assert run.endswith("-cascade") and backend.store.is_cascade(run)
+    assert generate(client, checkpoint=run, stages=3, steps=4)[1].startswith("done: step 6/6 · stage 3/3")
 
 
 @pytest.mark.parametrize("dataset, upload, message", [

@@ -10,15 +10,18 @@ import torch
 import app
 from conftest import make_tiny_checkpoint
 from fastdiff.app_backend import Backend
-from fastdiff.app_generate import make_request, pad_to_multiple, stream
+from fastdiff.app_compare import quality
+from fastdiff.app_generate import Request, make_request, pad_to_multiple, stream
 from fastdiff.app_learn import noised, schedule_figure
 from fastdiff.app_models import ModelStore
+from fastdiff.cascade_sampling import Stage
 
 
 @pytest.fixture
 def store(tmp_path):
     make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
     make_tiny_checkpoint(tmp_path / "runs" / "with-attention", attention=True)
+    make_tiny_checkpoint(tmp_path / "runs" / "cascade", cascade=True)
     (tmp_path / "checkpoints" / "empty").mkdir()  # not a checkpoint: not listed
     return ModelStore(tmp_path / "checkpoints", tmp_path / "runs", torch.device("cpu"))
 
@@ -29,9 +32,9 @@ def request(store, **changes):
 
 
 def test_lists_shipped_checkpoints_and_runs_and_says_what_is_missing(store):
-    assert store.names() == ["cifar10-base", "runs/with-attention"]
+    assert store.names() == ["cifar10-base", "runs/cascade", "runs/with-attention"]
     assert "attention variant: no checkpoint shipped yet" in store.availability()
-    assert "trained here: runs/with-attention" in store.availability()
+    assert "trained here: runs/cascade, runs/with-attention" in store.availability()
 
 
 def test_variant_choice(store):
@@ -43,6 +46,11 @@ def test_variant_choice(store):
         store.resolve("runs/with-attention", False, 1)
     with pytest.raises(ValueError, match="no cascade checkpoint shipped yet"):
         store.resolve("cifar10-base", False, 3)
+    with pytest.raises(ValueError, match="runs/with-attention is a plain model: cascade with 2 stages"):
+        store.resolve("runs/with-attention", True, 2)
+    assert [store.resolve("runs/cascade", False, stages) for stages in (1, 2, 3)] == ["runs/cascade"] * 3
+    with pytest.raises(ValueError, match="runs/cascade was trained without attention"):
+        store.resolve("runs/cascade", True, 3)
     with pytest.raises(ValueError, match="not found"):
         store.resolve("empty", False, 1)
 
@@ -78,6 +86,30 @@ def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
     assert sent[-1].index == 49 and images.shape == (3, 3, 32, 32)
     assert len(animation) == 50  # 50 steps <= 40 * 2: every step kept for the GIF
     assert sent[0].picture.shape == (2 * 34 + 2, 2 * (2 * 34 + 2) + 4, 3)
+
+
+def test_a_cascade_streams_the_first_frame_of_every_stage_at_the_final_size(store):
+    loaded = store.load("runs/cascade")
+    made = make_request(loaded, "b", "DDIM", 10, 2.0, 0.0, 5, 2, num_stages=3)
+    assert [(s.resolution, s.nfe) for s in made.stages] == [(8, 5), (16, 4), (32, 5)]  # 10 plain steps, scaled
+    with pytest.raises(ValueError, match="stage 1 .* needs a truncation point"):
+        make_request(loaded, "b", "DDIM", 1, 2.0, 0.0, 5, 2, num_stages=3)
+    sent = list(stream(loaded, made, "fp32", [], interval=math.inf))  # only the throttle's exceptions
+    assert [(p.index, p.stage) for p in sent] == [(0, "stage 1/3 at 8x8"), (5, "stage 2/3 at 16x16"),
+                                                  (9, "stage 3/3 at 32x32"), (13, "stage 3/3 at 32x32")]
+    assert {p.picture.shape for p in sent} == {(34 + 2, 2 * (2 * 34 + 2) + 4, 3)}  # 8x8 and 16x16 enlarged
+
+
+def test_quality_of_the_measured_configuration_or_labelled_with_it():
+    measured = {"sampler": "ddim", "steps": 50, "guidance": 2.0, "stages": 1, "class_accuracy": 0.612,
+                "kid": 0.0123, "real_vs_real": {"class_accuracy": 0.9, "kid": 0.0011, "fd": 1.0}}
+    same = Request("ddim", 50, 2.0, 0.0, None, [0], [Stage(32, "ddim", 50)])
+    numbers = "class acc. 61.2%, KID 0.0123 (real vs real 0.0011)"
+    assert quality(measured, same) == (numbers, 0.0123)
+    other = Request("dpm++", 20, 2.0, 0.0, None, [0], [Stage(32, "dpm++", 20)])
+    assert quality(measured, other) == (f"measured at DDIM-50, w=2: {numbers}", None)
+    assert quality({**measured, "stages": 3}, same)[0].startswith("measured at DDIM-50, w=2, 3 stages: ")
+    assert quality(None, same) == quality({"results": []}, same) == ("not measured yet", None)
 
 
 def test_pad_to_multiple():
