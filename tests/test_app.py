@@ -1,5 +1,6 @@
 """The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
 import io
+import json
 import socket
 import time
 import zipfile
@@ -114,6 +115,22 @@ def test_compare_runs_each_configuration_on_the_same_seed(served):
     with pytest.raises(AppError, match="configuration 2: steps must be between 1 and 50"):
         client.predict("cifar10-base", "a", 3, 2, {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base", 1]]},
                        api_name="/compare")
+
+
+def test_compare_shows_eval_json_at_its_configuration_and_labels_it_elsewhere(served):
+    backend, client = served
+    path = backend.store.folder("cifar10-base") / "eval.json"
+    path.write_text(json.dumps({"sampler": "ddim", "steps": 10, "guidance": 2.0, "stages": 1, "n": 1000,
+                                "class_accuracy": 0.5, "kid": 0.02, "kid_std": 0.001, "fd": 3.0,
+                                "real_vs_real": {"class_accuracy": 0.9, "kid": 0.001, "fd": 0.5}}))
+    table = {"headers": ["sampler", "steps", "guidance", "variant", "stages"],
+             "data": [["DDIM", 10, 2.0, "base", 1], ["DPM-Solver++", 5, 2.0, "base", 1]]}
+    try:
+        _, results, _ = client.predict("cifar10-base", "a", 3, 1, table, api_name="/compare")
+    finally:
+        path.unlink()
+    numbers = "class acc. 50.0%, KID 0.0200 (real vs real 0.0010)"
+    assert [row[10] for row in results["data"]] == [numbers, f"measured at DDIM-10, w=2: {numbers}"]
 
 
 def test_compare_reports_a_cascade_nfe_per_resolution_and_its_effective_nfe(served):
