@@ -1,5 +1,8 @@
 """The app in a real browser (Debian's Chromium through Playwright): frames stream into the page while
-sampling, and every tab renders. Saves the README's screenshots to assets/app-<tab>.png."""
+sampling, and every tab renders. Screenshots app-<tab>.png go to a temporary folder, or to the folder
+FASTDIFF_SCREENSHOTS names (relative to the repository): FASTDIFF_SCREENSHOTS=assets retakes the README's."""
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +15,7 @@ from fastdiff.app_backend import Backend
 from test_app import free_port, png, write_zip
 
 CHROMIUM = "/usr/bin/chromium"
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ROOT = Path(__file__).resolve().parent.parent
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
@@ -20,9 +23,9 @@ if not shutil.which(CHROMIUM):
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """A browser page on an app whose tiny base model has T = 300, so that DDPM runs for seconds."""
+    """A browser page on an app whose tiny base model has T = 1000, so that DDPM can run for a minute."""
     root = tmp_path_factory.mktemp("browser")
-    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base", num_timesteps=300)
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base", num_timesteps=1000)
     demo = app.build_app(Backend(root / "checkpoints", root / "runs", root / "shared.zip", root))
     port = free_port()
     app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
@@ -39,16 +42,24 @@ def page(tmp_path_factory):
     demo.close()
 
 
-def screenshot(page, tab: str) -> None:
-    ASSETS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ASSETS / f"app-{tab}.png"), full_page=True)
+@pytest.fixture(scope="module")
+def screenshot(tmp_path_factory):
+    """screenshot(page, tab) writes app-<tab>.png to $FASTDIFF_SCREENSHOTS or a temporary folder."""
+    wanted = os.environ.get("FASTDIFF_SCREENSHOTS")
+    folder = ROOT / wanted if wanted else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)
 
 
-def test_generate_streams_intermediate_frames_before_the_final_grid(page):
+def set_steps(page, steps: int) -> None:
+    field = page.locator("#steps input[type=number]")
+    field.fill(str(steps))
+    field.press("Enter")
+
+
+def test_generate_streams_intermediate_frames_before_the_final_grid(page, screenshot):
     page.get_by_label("DDPM").check()
-    steps = page.locator("#steps input[type=number]")
-    steps.fill("300")
-    steps.press("Enter")
+    set_steps(page, 300)
     page.locator("#generate").click()
     frames = []
     deadline = time.monotonic() + 120
@@ -64,17 +75,19 @@ def test_generate_streams_intermediate_frames_before_the_final_grid(page):
 
 
 def test_cancel_stops_a_run_at_once(page):
+    set_steps(page, 1000)  # a minute of sampling: it cannot end before the cancel lands
+    status = page.locator("#status")
     page.locator("#generate").click()
-    page.get_by_text("step ").first.wait_for()
+    sync_api.expect(status).to_have_text(re.compile(r"^\s*step \d+/1000 "), timeout=60_000)  # this run streams
     page.locator("#cancel").click()
-    time.sleep(0.5)
-    status = page.locator("#status").inner_text()
-    time.sleep(1.5)
-    assert page.locator("#status").inner_text() == status and "done" not in status
+    page.locator("#status .wrap.hide").wait_for(state="attached", timeout=30_000)  # the page ended the event
+    stopped = status.inner_text()
+    time.sleep(1.5)  # a run still going would have streamed ~15 more frames by now
+    assert status.inner_text() == stopped and "done" not in stopped
     assert not page.locator("#final img").count()
 
 
-def test_compare_tab(page):
+def test_compare_tab(page, screenshot):
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare").click()
     page.locator("#compare-plot img, #compare-plot svg, #compare-plot canvas").first.wait_for(timeout=120_000)
@@ -82,7 +95,7 @@ def test_compare_tab(page):
     screenshot(page, "compare")
 
 
-def test_train_tab(page, tmp_path):
+def test_train_tab(page, tmp_path, screenshot):
     page.get_by_role("tab", name="Train").click()
     data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in "abcdefghij" for i in range(2)})
     page.locator("#dataset-upload input[type=file]").set_input_files(str(data))
@@ -100,7 +113,7 @@ def test_train_tab(page, tmp_path):
     screenshot(page, "train")
 
 
-def test_learn_tab(page):
+def test_learn_tab(page, screenshot):
     page.get_by_role("tab", name="Learn").click()
     page.get_by_role("button", name="use the last generated image").click()
     page.get_by_text("alpha_bar =").wait_for(timeout=30_000)
