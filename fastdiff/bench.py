@@ -10,15 +10,19 @@ import queue as queue_module
 import resource
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .baseline import BaselineUNet
+from .cascade_sampling import (cascade_sample_steps, default_stages, effective_nfe, format_nfe,
+                               measure_step_latency, stage_nfe)
 from .checkpoint import load_model
 from .config import DiffusionConfig, ModelConfig, TrainConfig
 from .data import ImageDataset
 from .device import resolve_device, resolve_precision
 from .pipeline import sample_steps
+from .samplers import SamplerSteps
 from .schedule import NoiseSchedule
 from .train import Trainer
 from .unet import UNet
@@ -88,29 +92,55 @@ def isolated(fn, *args) -> dict:
     raise RuntimeError(f"benchmark process for {fn.__name__}{args} died with exit code {process.exitcode}")
 
 
-def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:
-    """Seconds for one guided 16-image grid; with timed_steps, the mean step time over that many steps
-    is extrapolated to all steps (for configurations too slow to run whole)."""
+def grid_setup(kind: str, checkpoint: Path | None):
+    """(model, schedule, labels, seeds, precision, trained) for timing one guided 16-image grid."""
     device = resolve_device()
-    precision = resolve_precision("auto", device)
     model, diffusion, trained = build(kind, checkpoint)
     model = model.to(device, memory_format=torch.channels_last)
     labels = torch.arange(GRID_SIZE, device=device) % 10
-    seeds = list(range(GRID_SIZE))
-    schedule = NoiseSchedule(diffusion)
-    for _ in sample_steps(model, schedule, labels, seeds, "ddim", 2, GUIDANCE, precision=precision):
-        pass  # warm-up: first-call allocations and kernel selection
+    return model, NoiseSchedule(diffusion), labels, list(range(GRID_SIZE)), resolve_precision("auto", device), trained
+
+
+def time_run(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps: int | None,
+             timed_steps: int | None = None) -> dict:
+    """Seconds of run(sampler, steps) after a run("ddim", 2) warm-up (first-call allocations and kernel
+    selection); with timed_steps, the mean step time over that many steps extrapolated to all steps."""
+    for _ in run("ddim", 2):
+        pass
     start = time.perf_counter()
     first_frame, done = None, 0
-    for step in sample_steps(model, schedule, labels, seeds, sampler, steps, GUIDANCE, precision=precision):
+    for step in run(sampler, steps):
         step.x0.float().sum().item()  # force completion, as a UI converting the frame would
         first_frame = first_frame or time.perf_counter() - start
         done += 1
         if timed_steps and done == timed_steps:
             break
-    seconds = (time.perf_counter() - start) * steps / done
-    return {"seconds": seconds, "first_frame_s": first_frame, "trained": trained,
-            "extrapolated_from": done if done < steps else None}
+    return {"seconds": (time.perf_counter() - start) * step.num_steps / done, "first_frame_s": first_frame,
+            "extrapolated_from": done if done < step.num_steps else None}
+
+
+def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:
+    """Seconds for one guided 16-image grid; with timed_steps, the mean step time over that many steps
+    is extrapolated to all steps (for configurations too slow to run whole)."""
+    model, schedule, labels, seeds, precision, trained = grid_setup(kind, checkpoint)
+    result = time_run(lambda sampler, steps: sample_steps(model, schedule, labels, seeds, sampler, steps, GUIDANCE,
+                                                          precision=precision), sampler, steps, timed_steps)
+    return result | {"trained": trained, "nfe": str(steps), "effective_nfe": steps}
+
+
+def time_cascade_sampling(checkpoint: Path, sampler: str, num_stages: int) -> dict:
+    """time_sampling for a LowDiff cascade with its default stages, and its effective NFE from the step
+    latency measured at the grid's batch size (appendix B)."""
+    model, schedule, labels, seeds, precision, trained = grid_setup("cascade", checkpoint)
+
+    def run(sampler: str, steps: int | None) -> SamplerSteps:
+        stages = default_stages(num_stages, model, schedule, sampler, steps)
+        return cascade_sample_steps(model, schedule, labels, seeds, stages, GUIDANCE, precision=precision)
+
+    result = time_run(run, sampler, None)
+    nfe = stage_nfe(default_stages(num_stages, model, schedule, sampler))
+    latency = measure_step_latency(model, batch_size=2 * GRID_SIZE)
+    return result | {"trained": trained, "nfe": format_nfe(nfe), "effective_nfe": effective_nfe(nfe, latency)}
 
 
 def time_training(kind: str, precision: str, batch_size: int = 128, timed_steps: int = 4) -> dict:
@@ -153,22 +183,36 @@ SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (N
     ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 20, None),
     ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 10, None),
 ]
+CASCADE = Path("checkpoints/cifar10-cascade")
+CASCADE_CONFIGS = [(stages, sampler) for stages in (2, 3) for sampler in ("ddim", "dpm++")]  # default stages
+
+
+def sample_jobs(cascade: Path = CASCADE) -> list[tuple[str, str, str | None, Callable, tuple]]:
+    """(model, sampler, checkpoint, timing function, its arguments) per row of the sampling table; the
+    cascade's rows when its checkpoint exists."""
+    jobs = [(label, f"{sampler.upper()}-{steps}", checkpoint, time_sampling, (kind, checkpoint, sampler, steps, timed))
+            for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS]
+    if (cascade / "model.safetensors").exists():
+        jobs += [(f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", str(cascade),
+                  time_cascade_sampling, (cascade, sampler, stages)) for stages, sampler in CASCADE_CONFIGS]
+    return jobs
 
 
 def bench_sample(assets: Path) -> str:
     rows, results = [], []
-    for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
-        result = isolated(time_sampling, kind, checkpoint, sampler, steps, timed)
-        results.append((f"{label} {sampler.upper()}-{steps}", result))
+    for label, sampler, checkpoint, timing, args in sample_jobs():
+        result = isolated(timing, *args)
+        results.append((f"{label} {sampler}", result))
         baseline_seconds = results[0][1]["seconds"]
         accuracy, kid = quality(checkpoint) if result["trained"] else ("untrained weights", "")
-        note = f" (mean of {result['extrapolated_from']} steps x {steps})" if result["extrapolated_from"] else ""
-        rows.append([f"{label}", f"{sampler.upper()}-{steps}", steps, f"{result['seconds']:.2f}{note}",
+        extrapolated = result["extrapolated_from"]
+        note = f" (mean of {extrapolated} steps x {result['nfe']})" if extrapolated else ""
+        rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",
                      f"{GRID_SIZE / result['seconds']:.1f}", f"{baseline_seconds / result['seconds']:.1f}x",
                      f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", accuracy, kid])
         print(rows[-1], flush=True)
-    table = markdown_table(["model", "sampler", "NFE", f"s per {GRID_SIZE}-image guided grid", "images/s",
-                            "speed vs baseline", "first frame", "peak RSS", "class acc.", "KID"], rows)
+    table = markdown_table(["model", "sampler", "NFE", "effective NFE", f"s per {GRID_SIZE}-image guided grid",
+                            "images/s", "speed vs baseline", "first frame", "peak RSS", "class acc.", "KID"], rows)
     _plot_sampling(results, assets / "bench-sample.png")
     from .bench_peer import bench_peer  # it builds on this module
 

@@ -1,8 +1,11 @@
 """The benchmark's pieces (no timings are asserted: speed is measured by `python -m fastdiff bench`)."""
 import torch
 
+from conftest import make_tiny_checkpoint
 from fastdiff.baseline import BaselineConfig, BaselineUNet
-from fastdiff.bench import forward_gflops, markdown_table, quality
+from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, markdown_table, quality, sample_jobs, time_cascade_sampling,
+                            time_run, time_sampling)
+from fastdiff.samplers import Step
 from fastdiff.config import ModelConfig
 from fastdiff.unet import UNet
 
@@ -28,3 +31,31 @@ def test_flop_count_grows_with_width_and_attention():
 def test_markdown_table_and_missing_quality(tmp_path):
     assert markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
     assert quality(tmp_path) == ("not measured", "not measured")
+
+
+def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
+    plain = sample_jobs(tmp_path / "cifar10-cascade")
+    assert len(plain) == len(SAMPLE_CONFIGS) and {job[3] for job in plain} == {time_sampling}
+    make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
+    cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(SAMPLE_CONFIGS):]
+    assert [(job[0], job[1], job[3], job[4][1:]) for job in cascade] == [
+        (f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", time_cascade_sampling,
+         (sampler, stages)) for stages in (2, 3) for sampler in ("ddim", "dpm++")]
+
+
+def test_time_run_warms_up_then_runs_and_extrapolates_a_cut_run():
+    calls = []
+
+    def run(sampler, steps):
+        calls.append((sampler, steps))
+        return (Step(i, steps, 0, torch.zeros(1), torch.zeros(1)) for i in range(steps))
+
+    assert time_run(run, "ddpm", 10)["extrapolated_from"] is None
+    assert time_run(run, "ddpm", 10, timed_steps=3)["extrapolated_from"] == 3
+    assert calls == [("ddim", 2), ("ddpm", 10)] * 2
+
+
+def test_cascade_timing_reports_nfe_per_resolution_and_effective_nfe(tmp_path):
+    result = time_cascade_sampling(make_tiny_checkpoint(tmp_path / "cascade", cascade=True), "dpm++", 3)
+    assert result["nfe"] == "11 at 8x8 + 8 at 16x16 + 10 at 32x32" and result["trained"]
+    assert result["effective_nfe"] > 10 and result["extrapolated_from"] is None  # 10 at 32x32, the rest cheaper
