@@ -106,7 +106,8 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
             preview = gr.Image(label="latest preview (noise to image, one row per class)", format="png",
                                elem_classes="pixels", interactive=False)
     timer = gr.Timer(1.0, active=False)
-    start.click(backend.start_training, [dataset, upload, epochs, batch_size, precision, attention, cascade, warm_start],
+    start.click(backend.start_training,
+                [dataset, upload, epochs, batch_size, precision, attention, cascade, warm_start],
                 [status, timer], api_name="train", concurrency_limit=1)
     stop.click(backend.stop_training, None, status, api_name="stop_training")
     return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}

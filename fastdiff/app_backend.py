@@ -89,8 +89,9 @@ class Backend:
             except StopIteration as stop:
                 images = stop.value
                 break
-            status = (f"step {progress.index + 1}/{progress.num_steps} · {progress.stage + ' · ' if progress.stage else ''}"
-                      f"{progress.seconds:.1f} s · {progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
+            stage = f"{progress.stage} · " if progress.stage else ""
+            status = (f"step {progress.index + 1}/{progress.num_steps} · {stage}{progress.seconds:.1f} s · "
+                      f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
@@ -148,7 +149,8 @@ class Backend:
                 if self.store.is_cascade(warm_start) and not cascade:
                     raise ValueError(f"warm start: {warm_start} is a cascade; tick 'cascade' to continue it")
                 model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
-            name = time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base") + ("-cascade" if cascade else "")
+            name = (time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base")
+                    + ("-cascade" if cascade else ""))
             train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision)
             self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init,
                                 CascadeConfig() if cascade else None)

@@ -50,7 +50,8 @@ class Result:
 
 def configuration_label(sampler: str, steps: int, guidance: float, stages: int) -> str:
     """("ddim", 50, 2.0, 1) -> "DDIM-50, w=2"."""
-    return f"{SAMPLER_NAMES.get(sampler, sampler)}-{steps}, w={guidance:g}" + (f", {stages} stages" if stages > 1 else "")
+    label = f"{SAMPLER_NAMES.get(sampler, sampler)}-{steps}, w={guidance:g}"
+    return label + (f", {stages} stages" if stages > 1 else "")
 
 
 def quality(measured: dict | None, request: Request) -> tuple[str, float | None]:
