@@ -28,7 +28,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
             class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
             sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
-            steps = gr.Slider(1, 1000, value=20, step=1, label="steps (model evaluations)", elem_id="steps")
+            steps = gr.Slider(1, 1000, value=20, step=1, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps")
             guidance = gr.Number(2.0, label="guidance weight w (0 = none)")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="eta (DDIM only: 0 deterministic, 1 noisy)")
             with gr.Row():

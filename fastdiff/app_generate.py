@@ -4,9 +4,8 @@ GIF and MP4 written to a folder.
 
 Streaming sends at most one frame per FRAME_INTERVAL (always the last, and the first of each cascade
 stage, so that every resolution is seen; low-resolution frames are enlarged to the final size), and
-only those frames and
-the ~40 animation frames are converted to pictures: with ~1.5 ms to convert and write a frame (as BMP,
-see app.py), the page costs at most ~2% of one core beside the sampler.
+only those frames and the ~40 animation frames are converted to pictures: with ~1.5 ms to convert
+and write a frame (as BMP, see app.py), the page costs at most ~2% of one core beside the sampler.
 """
 from __future__ import annotations
 
@@ -114,8 +113,8 @@ def stage_label(step: CascadeStep, num_stages: int) -> str:
 def stream(loaded: LoadedModel, request: Request, precision: str, animation: list[np.ndarray],
            interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.perf_counter,
            ) -> Generator[Progress, None, torch.Tensor]:
-    """Run the sampler, yield a Progress at most every `interval` seconds and after the last step,
-    append animation frames to `animation`, and return the final images (B, C, H, W) in [-1, 1]."""
+    """Run the sampler, yield a Progress at most every `interval` seconds, at the first step of each
+    stage and after the last step, append animation frames to `animation`, and return the final images (B, C, H, W) in [-1, 1]."""
     size = loaded.model.config.image_size
     start, last_sent = clock(), -math.inf
     for step in sampler_steps(loaded, request, precision):
