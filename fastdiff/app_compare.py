@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-from .app_generate import SAMPLER_LABELS, Request, make_request, sampler_steps, whole_number
+from .app_generate import Request, make_request, sampler_steps, whole_number
 from .app_models import ModelStore
 from .cascade_sampling import effective_nfe, format_nfe, stage_nfe
+from .eval_record import configuration_label, measured_at
 from .samplers import drain
 
 COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
@@ -22,7 +23,6 @@ DEFAULT_CONFIGS = [["DDIM", 50, 2.0, "base", 1], ["DPM-Solver++", 20, 2.0, "base
 RESULT_COLUMNS = ["#", "checkpoint", "sampler", "steps", "guidance", "stages", "wall time (s)", "NFE",
                   "effective NFE", "images/s", "quality"]
 NOT_MEASURED = "not measured yet"
-SAMPLER_NAMES = {key: label for label, key in SAMPLER_LABELS.items()}
 
 
 @dataclass
@@ -48,19 +48,13 @@ class Result:
                 round(len(request.seeds) / self.seconds, 2), self.quality]
 
 
-def configuration_label(sampler: str, steps: int, guidance: float, stages: int) -> str:
-    """("ddim", 50, 2.0, 1) -> "DDIM-50, w=2"."""
-    label = f"{SAMPLER_NAMES.get(sampler, sampler)}-{steps}, w={guidance:g}"
-    return label + (f", {stages} stages" if stages > 1 else "")
-
-
 def quality(measured: dict | None, request: Request) -> tuple[str, float | None]:
     """evaluate.py's record (one configuration per checkpoint) as text, and its KID when it was measured
     at the request's configuration."""
     try:
         numbers = (f"class acc. {100 * measured['class_accuracy']:.1f}%, KID {measured['kid']:.4f} "
                    f"(real vs real {measured['real_vs_real']['kid']:.4f})")
-        at = (measured["sampler"], measured["steps"], float(measured["guidance"]), measured.get("stages", 1))
+        at = measured_at(measured)
     except (TypeError, KeyError, ValueError):  # no eval.json, or not evaluate.py's format
         return NOT_MEASURED, None
     if at == (request.sampler, request.num_steps, request.guidance, len(request.stages)):

@@ -24,9 +24,9 @@ from .cascade_sampling import CascadeStep, Stage, cascade_sample_steps, check_st
 from .cli import UsageError, class_labels
 from .images import grid, save_animation, save_png
 from .pipeline import check_settings
-from .samplers import Step
+from .samplers import SAMPLER_NAMES, Step
 
-SAMPLER_LABELS = {"DDPM": "ddpm", "DDIM": "ddim", "DPM-Solver++": "dpm++"}
+SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
 MAX_IMAGES = 16
 MAX_SEED = 2 ** 31 - 1
 FRAME_INTERVAL = 0.1      # seconds between streamed frames: at most 10 per second

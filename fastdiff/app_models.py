@@ -7,7 +7,6 @@ cannot point the app at another file.
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +15,12 @@ import torch
 
 from .cascade_sampling import measure_step_latency
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, read_full_config
+from .eval_record import read_eval
 from .schedule import NoiseSchedule
 from .unet import UNet
 
 BASE, ATTENTION, CASCADE = "cifar10-base", "cifar10-attn", "cifar10-cascade"
 SHIPPED = {BASE: "base model", ATTENTION: "attention variant", CASCADE: "cascade (2-3 stages)"}
-EVAL_NAME = "eval.json"
 
 
 @dataclass
@@ -123,10 +122,5 @@ class ModelStore:
         return NoiseSchedule(read_config(self.folder(name))[1])
 
     def evaluation(self, name: str) -> dict | None:
-        """The checkpoint's eval.json (evaluate.py's flat record of one measured configuration), or None
-        when it has none or it is not readable."""
-        try:
-            result = json.loads((self.folder(name) / EVAL_NAME).read_text())
-        except (OSError, ValueError):
-            return None
-        return result if isinstance(result, dict) else None
+        """The checkpoint's eval.json record, or None."""
+        return read_eval(self.folder(name))

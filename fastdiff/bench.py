@@ -3,7 +3,6 @@ current device and writes markdown tables (with the machine they were measured o
 assets/. Each configuration runs in a fresh process so that its peak memory is its own."""
 from __future__ import annotations
 
-import json
 import multiprocessing
 import platform
 import queue as queue_module
@@ -21,7 +20,8 @@ from .checkpoint import load_model
 from .config import DiffusionConfig, ModelConfig, TrainConfig
 from .data import ImageDataset
 from .device import resolve_device, resolve_precision
-from .pipeline import sample_steps
+from .eval_record import configuration_label, measured_at, read_eval
+from .pipeline import DEFAULT_STEPS, sample_steps
 from .samplers import SamplerSteps
 from .schedule import NoiseSchedule
 from .train import Trainer
@@ -165,13 +165,17 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
-def quality(checkpoint: Path | None) -> tuple[str, str]:
-    """Class accuracy and KID from a checkpoint's eval.json, when the evaluator has written one."""
-    path = Path(checkpoint or "") / "eval.json"
-    if not path.is_file():
+def quality(checkpoint: Path | None, configuration: tuple[str, int, float, int]) -> tuple[str, str]:
+    """Class accuracy and KID from a checkpoint's eval.json, labelled with the configuration they were
+    measured at when it is not this row's (sampler, steps, guidance, stages)."""
+    record = read_eval(checkpoint) if checkpoint else None
+    try:
+        at = measured_at(record)
+        accuracy, kid = f"{100 * record['class_accuracy']:.1f}%", f"{record['kid']:.4f}"
+    except (TypeError, KeyError, ValueError):  # no eval.json, or not evaluate.py's format
         return "not measured", "not measured"
-    result = json.loads(path.read_text())
-    return f"{100 * result['class_accuracy']:.1f}%", f"{result['kid']:.4f}"
+    note = "" if at == configuration else f" (at {configuration_label(*at)})"
+    return accuracy + note, kid + note
 
 
 SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (None: all)
@@ -187,24 +191,28 @@ CASCADE = Path("checkpoints/cifar10-cascade")
 CASCADE_CONFIGS = [(stages, sampler) for stages in (2, 3) for sampler in ("ddim", "dpm++")]  # default stages
 
 
-def sample_jobs(cascade: Path = CASCADE) -> list[tuple[str, str, str | None, Callable, tuple]]:
-    """(model, sampler, checkpoint, timing function, its arguments) per row of the sampling table; the
-    cascade's rows when its checkpoint exists."""
-    jobs = [(label, f"{sampler.upper()}-{steps}", checkpoint, time_sampling, (kind, checkpoint, sampler, steps, timed))
-            for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS]
+def sample_jobs(cascade: Path = CASCADE) -> list[tuple[str, str, str | None, tuple, Callable, tuple]]:
+    """(model, sampler, checkpoint, (sampler, steps, guidance, stages), timing function, its arguments) per
+    row of the sampling table; the cascade's rows when its checkpoint exists."""
+    jobs = []
+    for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
+        jobs.append((label, f"{sampler.upper()}-{steps}", checkpoint, (sampler, steps, GUIDANCE, 1), time_sampling,
+                     (kind, checkpoint, sampler, steps, timed)))
     if (cascade / "model.safetensors").exists():
-        jobs += [(f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", str(cascade),
-                  time_cascade_sampling, (cascade, sampler, stages)) for stages, sampler in CASCADE_CONFIGS]
+        for stages, sampler in CASCADE_CONFIGS:
+            jobs.append((f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", str(cascade),
+                         (sampler, DEFAULT_STEPS[sampler], GUIDANCE, stages), time_cascade_sampling,
+                         (cascade, sampler, stages)))
     return jobs
 
 
 def bench_sample(assets: Path) -> str:
     rows, results = [], []
-    for label, sampler, checkpoint, timing, args in sample_jobs():
+    for label, sampler, checkpoint, configuration, timing, args in sample_jobs():
         result = isolated(timing, *args)
         results.append((f"{label} {sampler}", result))
         baseline_seconds = results[0][1]["seconds"]
-        accuracy, kid = quality(checkpoint) if result["trained"] else ("untrained weights", "")
+        accuracy, kid = quality(checkpoint, configuration) if result["trained"] else ("untrained weights", "")
         extrapolated = result["extrapolated_from"]
         note = f" (mean of {extrapolated} steps x {result['nfe']})" if extrapolated else ""
         rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",

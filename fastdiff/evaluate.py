@@ -18,6 +18,7 @@ from .checkpoint import load_model
 from .classifier import classify, load_classifier
 from .data import load_dataset
 from .device import resolve_precision
+from .eval_record import EVAL_NAME
 from .images import save_png, to_uint8
 from .metrics import class_accuracy, frechet_distance, kid
 from .pipeline import sample_steps
@@ -159,7 +160,7 @@ def sweep(checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Pa
         rows.append(row(f"{label} (n={n // divisor})", result))
         print(rows[-1], flush=True)
         if (name, sampler, steps, guidance) in (("cifar10-base", "ddim", 50, 2.0), ("cifar10-attn", "ddim", 100, 2.0)):
-            (checkpoints / name / "eval.json").write_text(json.dumps(result, indent=2))
+            (checkpoints / name / EVAL_NAME).write_text(json.dumps(result, indent=2))
     table = (f"Measured with `python -m fastdiff eval sweep --n {n}` on {DATA_NOTE}, on: {machine()}.\n\n"
              + markdown_table(ROW_HEADERS, rows) + "\n")
     (assets / "quality.md").write_text("# Sample quality\n\n" + table)

@@ -149,6 +149,7 @@ def dpm_solver_pp(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor
 
 
 SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++": dpm_solver_pp}
+SAMPLER_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm++": "DPM-Solver++"}  # as the app and the tables show them
 
 
 def drain(steps: SamplerSteps) -> torch.Tensor:

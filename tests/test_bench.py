@@ -1,4 +1,6 @@
 """The benchmark's pieces (no timings are asserted: speed is measured by `python -m fastdiff bench`)."""
+import json
+
 import torch
 
 from conftest import make_tiny_checkpoint
@@ -30,17 +32,25 @@ def test_flop_count_grows_with_width_and_attention():
 
 def test_markdown_table_and_missing_quality(tmp_path):
     assert markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
-    assert quality(tmp_path) == ("not measured", "not measured")
+    assert quality(tmp_path, ("ddim", 50, 2.0, 1)) == quality(None, ("ddim", 50, 2.0, 1)) == ("not measured",) * 2
+
+
+def test_quality_is_labelled_with_the_configuration_it_was_measured_at(tmp_path):
+    (tmp_path / "eval.json").write_text(json.dumps({"sampler": "ddim", "steps": 50, "guidance": 2.0, "stages": 1,
+                                                    "class_accuracy": 0.612, "kid": 0.0123}))
+    assert quality(tmp_path, ("ddim", 50, 2.0, 1)) == ("61.2%", "0.0123")
+    assert quality(tmp_path, ("dpm++", 20, 2.0, 3)) == ("61.2% (at DDIM-50, w=2)", "0.0123 (at DDIM-50, w=2)")
 
 
 def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
     plain = sample_jobs(tmp_path / "cifar10-cascade")
-    assert len(plain) == len(SAMPLE_CONFIGS) and {job[3] for job in plain} == {time_sampling}
+    assert len(plain) == len(SAMPLE_CONFIGS) and {job[4] for job in plain} == {time_sampling}
     make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
     cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(SAMPLE_CONFIGS):]
-    assert [(job[0], job[1], job[3], job[4][1:]) for job in cascade] == [
-        (f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", time_cascade_sampling,
-         (sampler, stages)) for stages in (2, 3) for sampler in ("ddim", "dpm++")]
+    assert [(job[0], job[1], job[3], job[4], job[5][1:]) for job in cascade] == [
+        (f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", (sampler, steps, 2.0, stages),
+         time_cascade_sampling, (sampler, stages))
+        for stages in (2, 3) for sampler, steps in (("ddim", 50), ("dpm++", 20))]
 
 
 def test_time_run_warms_up_then_runs_and_extrapolates_a_cut_run():
