@@ -38,8 +38,7 @@ class Result:
 
     @property
     def configuration(self) -> str:
-        request = self.request
-        return configuration_label(request.sampler, request.num_steps, request.guidance, len(request.stages))
+        return configuration_label(*self.request.configuration)
 
     def row(self, number: int) -> list:
         request = self.request
@@ -57,7 +56,7 @@ def quality(measured: dict | None, request: Request) -> tuple[str, float | None]
         at = measured_at(measured)
     except (TypeError, KeyError, ValueError):  # no eval.json, or not evaluate.py's format
         return NOT_MEASURED, None
-    if at == (request.sampler, request.num_steps, request.guidance, len(request.stages)):
+    if at == request.configuration:
         return numbers, measured["kid"]
     return f"measured at {configuration_label(*at)}: {numbers}", None
 

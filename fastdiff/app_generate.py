@@ -43,6 +43,11 @@ class Request:
     seeds: list[int]             # image i uses seeds[i]
     stages: list[Stage]          # one stage (plain sampling at full size) or a cascade's default stages
 
+    @property
+    def configuration(self) -> tuple[str, int, float, int]:
+        """(sampler, steps, guidance, stages), as eval.json records a configuration."""
+        return self.sampler, self.num_steps, self.guidance, len(self.stages)
+
 
 @dataclass
 class Progress:
