@@ -124,7 +124,7 @@ def cmd_train(args) -> None:
 
     from .data import load_dataset
     from .device import resolve_device
-    from .train import Trainer, setup_distributed
+    from .train import Trainer, plot_run, setup_distributed
 
     device = setup_distributed() or resolve_device(args.device)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
@@ -163,7 +163,7 @@ def cmd_train(args) -> None:
     trainer.run()
     bar.close()
     if is_main:
-        print(f"checkpoint: {args.out}  loss plot: {trainer.plot()}")
+        print(f"checkpoint: {args.out}  loss plot: {plot_run(args.out)}")
 
 
 def cmd_bench(args) -> None:
@@ -201,6 +201,12 @@ def cmd_eval(args) -> None:
     print(markdown_table(ROW_HEADERS, [row(f"{args.sampler}-{args.steps}, w={args.guidance}", result)]))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
+
+
+def cmd_plot(args) -> None:
+    from .train import plot_run
+
+    print(plot_run(args.folder))
 
 
 def build_parser() -> Parser:
@@ -255,6 +261,10 @@ def build_parser() -> Parser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
     train.set_defaults(run=cmd_train)
+
+    plot = commands.add_parser("plot", help="draw a run's loss and learning-rate curves (loss.png)")
+    plot.add_argument("folder", type=Path, help="the run folder (holding log.jsonl)")
+    plot.set_defaults(run=cmd_plot)
 
     evaluation = commands.add_parser("eval", parents=[device], help="sample quality with the project's classifier")
     evaluation.add_argument("action", nargs="?", default="run", choices=("run", "train-classifier", "sweep"),

@@ -285,25 +285,29 @@ class Trainer:
         save_animation([grid(f, scale=4) for f in frames], base.with_suffix(".gif"))
         return base.with_suffix(".png")
 
-    def plot(self) -> Path:
-        """The loss and learning-rate curves (the paper's Figure 2) from log.jsonl."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        records = [json.loads(line) for line in open(self.out_dir / LOG_NAME)]
-        epochs = [r["epoch"] for r in records]
-        fig, loss_axis = plt.subplots(figsize=(6, 3.5))
-        loss_axis.plot(epochs, [r["loss"] for r in records], "o-", color="tab:blue")
-        loss_axis.set(xlabel="epoch", ylabel="training loss (MSE of eps)")
-        lr_axis = loss_axis.twinx()
-        lr_axis.plot(epochs, [r["lr"] for r in records], "--", color="tab:orange")
-        lr_axis.set_ylabel("learning rate", color="tab:orange")
-        fig.tight_layout()
-        path = self.out_dir / "loss.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+def plot_run(run_dir: Path) -> Path:
+    """The loss and learning-rate curves (the paper's Figure 2) from a run's log.jsonl, as loss.png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log = Path(run_dir) / LOG_NAME
+    if not log.is_file():
+        raise ValueError(f"{log}: no training log to plot")
+    records = [json.loads(line) for line in open(log)]
+    epochs = [r["epoch"] for r in records]
+    fig, loss_axis = plt.subplots(figsize=(6, 3.5))
+    loss_axis.plot(epochs, [r["loss"] for r in records], "o-", color="tab:blue")
+    loss_axis.set(xlabel="epoch", ylabel="training loss (MSE of eps)")
+    lr_axis = loss_axis.twinx()
+    lr_axis.plot(epochs, [r["lr"] for r in records], "--", color="tab:orange")
+    lr_axis.set_ylabel("learning rate", color="tab:orange")
+    fig.tight_layout()
+    path = Path(run_dir) / "loss.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def setup_distributed() -> torch.device | None:

@@ -14,7 +14,7 @@ from PIL import Image
 from fastdiff.checkpoint import load_model
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.data import ImageDataset
-from fastdiff.train import Trainer, learning_rate
+from fastdiff.train import Trainer, learning_rate, plot_run
 
 TINY = ModelConfig(n_feat=8)
 
@@ -73,7 +73,7 @@ def test_run_folder_holds_checkpoint_log_previews_and_plot(tmp_path):
     assert [r["epoch"] for r in records] == [1, 2]
     assert all(r["images_per_sec"] > 0 and r["peak_memory_mb"] > 0 for r in records)
     assert (run / "previews" / "epoch-001.png").exists() and (run / "previews" / "epoch-002.gif").exists()
-    assert trainer.plot().exists()
+    assert plot_run(run).exists()
     assert kinds.count("checkpoint") == 2 and kinds.count("preview") == 2 and kinds[-1] == "done"
 
 
