@@ -54,6 +54,10 @@ class BaselineUNet(nn.Module):
                 size *= 2
         self.conv_out = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, config.image_channels, 3, padding=1))
 
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
     def _block(self, in_channels: int, out_channels: int, emb_dim: int, size: int) -> nn.ModuleList:
         block = [ResBlock(in_channels, out_channels, emb_dim)]
         if size == self.config.attention_resolution:
