@@ -69,3 +69,10 @@ def test_cascade_timing_reports_nfe_per_resolution_and_effective_nfe(tmp_path):
     result = time_cascade_sampling(make_tiny_checkpoint(tmp_path / "cascade", cascade=True), "dpm++", 3)
     assert result["nfe"] == "11 at 8x8 + 8 at 16x16 + 10 at 32x32" and result["trained"]
     assert result["effective_nfe"] > 10 and result["extrapolated_from"] is None  # 10 at 32x32, the rest cheaper
+
+
+def test_baseline_runs_under_guidance():
+    from fastdiff.guidance import GuidedDenoiser
+    model = BaselineUNet(BaselineConfig(ch=32)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert GuidedDenoiser(model, torch.tensor([1, 2]), 2.0)(x, torch.tensor([5, 5])).shape == x.shape
