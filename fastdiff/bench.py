@@ -216,7 +216,7 @@ def bench_sample(assets: Path) -> str:
         extrapolated = result["extrapolated_from"]
         note = f" (mean of {extrapolated} steps x {result['nfe']})" if extrapolated else ""
         rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",
-                     f"{GRID_SIZE / result['seconds']:.1f}", f"{baseline_seconds / result['seconds']:.1f}x",
+                     f"{GRID_SIZE / result['seconds']:.3g}", f"{baseline_seconds / result['seconds']:.1f}x",
                      f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", accuracy, kid])
         print(rows[-1], flush=True)
     table = markdown_table(["model", "sampler", "NFE", "effective NFE", f"s per {GRID_SIZE}-image guided grid",

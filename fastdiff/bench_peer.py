@@ -60,7 +60,7 @@ def bench_peer(ours_ddim50: float) -> str:
     for kind in PEERS:
         result = isolated(time_peer_sampling, kind, 50)
         rows.append([f"diffusers UNet2DModel + DDIMScheduler ({result['parameters_m']:.2f}M)", "DDIM-50",
-                     f"{result['seconds']:.2f}", f"{GRID_SIZE / result['seconds']:.1f}",
+                     f"{result['seconds']:.2f}", f"{GRID_SIZE / result['seconds']:.3g}",
                      f"{result['seconds'] / ours_ddim50:.2f}x", f"{result['peak_rss_mb']:.0f} MB"])
         print(rows[-1], flush=True)
     return ("The peer, same run, same schedule, steps, batch and precision (random weights):\n\n"
