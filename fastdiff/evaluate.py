@@ -30,7 +30,8 @@ DATA_NOTE = "CIFAR-10 (JPEG copy)"
 
 @dataclass
 class Reference:
-    """Features of real images: the test split, and a train subset of the same size as the samples."""
+    """Real images: the test split with its features, and a train subset of the samples' size."""
+    test_images: torch.Tensor  # (N, C, H, W) uint8
     test_features: torch.Tensor
     train_features: torch.Tensor
     train_logits: torch.Tensor
@@ -43,7 +44,7 @@ def reference(classifier, data: str, n: int, precision: str) -> Reference:
     subset = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
     _, test_features = classify(classifier, test.images.float().div(127.5).sub(1), precision)
     train_logits, train_features = classify(classifier, train.images[subset].float().div(127.5).sub(1), precision)
-    return Reference(test_features, train_features, train_logits, train.labels[subset])
+    return Reference(test.images, test_features, train_features, train_logits, train.labels[subset])
 
 
 def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str, steps: int | None,
@@ -81,7 +82,7 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
     logits, features = classify(classifier, images, precision)
     sample_kid, sample_kid_std = kid(features, ref.test_features)
     real_kid, _ = kid(ref.train_features, ref.test_features)
-    extra = {"fid": standard_fid(images, load_dataset(data, "test").images.float().div(127.5).sub(1), device)} \
+    extra = {"fid": standard_fid(images, ref.test_images.float().div(127.5).sub(1), device)} \
         if with_fid else {}
     nfe = (stage_nfe(default_stages(stages, model, schedule, sampler, steps)) if stages > 1
            else {model.config.image_size: steps or schedule.num_timesteps})
