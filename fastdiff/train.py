@@ -108,13 +108,7 @@ class Trainer:
         torch.manual_seed(train_config.seed)
         self.model = (model or build_model(self.model_config, cascade_config)).to(device)
         if init is not None:
-            init_model, _, _ = ckpt.load_model(init)
-            init_cascade = getattr(init_model, "cascade", None)
-            if init_model.config != self.model_config or init_cascade not in (None, cascade_config):
-                raise ValueError(f"{init}: its model config does not match this run's "
-                                 f"({init_model.config} vs {self.model_config})")
-            # A plain checkpoint warm-starts a cascade's full-size path; its new layers keep their init.
-            self.model.load_state_dict(init_model.state_dict(), strict=init_cascade == cascade_config)
+            self._warm_start(Path(init))
         self.ema = EMA(self.model, train_config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
@@ -126,6 +120,22 @@ class Trainer:
             self._load_state()
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
                           else self.model)
+
+    def _warm_start(self, init: Path) -> None:
+        """Start from a checkpoint's weights. A smaller model warm-starts a larger one: a plain
+        checkpoint starts a cascade's full-size path or the attention variant; the added layers keep
+        their initialisation, under which they start as the identity (see unet.py)."""
+        init_model, _, _ = ckpt.load_model(init)
+        init_cascade = getattr(init_model, "cascade", None)
+        adds_attention = self.model_config.attention and not init_model.config.attention
+        config = from_dict(ModelConfig, {**to_dict(init_model.config), "attention": self.model_config.attention})
+        if config != self.model_config or init_cascade not in (None, self.cascade_config):
+            raise ValueError(f"{init}: its model config does not match this run's "
+                             f"({init_model.config} vs {self.model_config})")
+        if init_model.config.attention and not self.model_config.attention:
+            raise ValueError(f"{init}: has attention layers; train with --attention to start from it")
+        strict = init_cascade == self.cascade_config and not adds_attention
+        self.model.load_state_dict(init_model.state_dict(), strict=strict)
 
     # -- state ---------------------------------------------------------------------------------------
 

@@ -117,6 +117,20 @@ def test_warm_start_from_a_checkpoint(tmp_path):
         Trainer(color_dataset(), tmp_path / "third", first.config, ModelConfig(n_feat=16), init=tmp_path / "first")
 
 
+def test_a_plain_checkpoint_warm_starts_the_attention_variant_as_the_same_function(tmp_path):
+    first = make_trainer(tmp_path, "first", epochs=1)
+    first.run()
+    plain, _, _ = load_model(tmp_path / "first")
+    attention = ModelConfig(n_feat=8, attention=True)
+    second = Trainer(color_dataset(), tmp_path / "second", first.config, attention, init=tmp_path / "first")
+    x, t, labels = torch.randn(2, 3, 32, 32), torch.tensor([10, 400]), torch.tensor([0, 1])
+    with torch.no_grad():
+        assert torch.allclose(second.model(x, t, labels), plain.float()(x, t, labels), atol=1e-5)
+    second.run()  # and the added layers train
+    with pytest.raises(ValueError, match="--attention"):
+        Trainer(color_dataset(), tmp_path / "third", first.config, TINY, init=tmp_path / "second")
+
+
 def write_class_zip(path, per_class=8):
     with zipfile.ZipFile(path, "w") as archive:
         for name, color in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
