@@ -132,16 +132,23 @@ def cmd_train(args) -> None:
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise UsageError("--epochs, --batch-size and --lr must be positive")
+    if args.eval_every < 0:
+        raise UsageError(f"--eval-every must be 0 (never) or a number of epochs, got {args.eval_every}")
     dataset = load_dataset(args.data, "train", model_config.image_size)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                precision=args.precision, seed=args.seed, ema_decay=args.ema_decay,
-                               warmup_steps=args.warmup_steps, preview_every=args.preview_every)
+                               warmup_steps=args.warmup_steps, preview_every=args.preview_every,
+                               eval_every=args.eval_every)
     diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
     if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
     try:
+        probe = None
+        if args.eval_every:
+            from .evaluate import QualityProbe
+            probe = QualityProbe(args.classifier, args.data, args.eval_n, device)
         trainer = Trainer(dataset, args.out, train_config, model_config, diffusion_config, device,
-                          init=args.init, resume=args.resume, cascade_config=cascade_config)
+                          init=args.init, resume=args.resume, cascade_config=cascade_config, quality_probe=probe)
     except ValueError as e:
         raise UsageError(str(e)) from e
     is_main = trainer.rank == 0
@@ -255,6 +262,11 @@ def build_parser() -> Parser:
     train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     train.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     train.add_argument("--preview-every", type=int, default=defaults.preview_every, help="epochs (0 = never)")
+    train.add_argument("--eval-every", type=int, default=defaults.eval_every,
+                       help="epochs between quality probes (class accuracy, KID) in the log; 0 = never")
+    train.add_argument("--eval-n", type=int, default=250, help="samples per quality probe")
+    train.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"),
+                       help="the evaluator for --eval-every")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--timesteps", type=int, default=DiffusionConfig.num_timesteps)
     train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))

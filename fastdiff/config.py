@@ -75,6 +75,7 @@ class TrainConfig:
     grad_clip: float = 1.0       # max global gradient norm (0 = off)
     seed: int = 0                # seeds initialisation, data order, noise and dropout
     preview_every: int = 5       # epochs between denoising previews (0 = never)
+    eval_every: int = 0          # epochs between quality probes (class accuracy, KID) in the log (0 = never)
     max_bad_steps: int = 10      # consecutive non-finite losses before the run stops
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .bench import machine, markdown_table
-from .cascade_sampling import cascade_sample_steps, default_stages, stage_nfe
+from .cascade_sampling import cascade_sample_steps, default_stages, resolutions_of, stage_nfe
 from .checkpoint import load_model
 from .classifier import classify, load_classifier
 from .data import load_dataset
@@ -64,6 +64,22 @@ def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str,
     return torch.cat(images)
 
 
+def sample_quality(model, schedule: NoiseSchedule, classifier, test_features: torch.Tensor, n: int,
+                   sampler: str = "ddim", steps: int | None = 50, guidance: float = 2.0, stages: int = 1,
+                   seed: int = 0, precision: str = "fp32") -> tuple[dict, torch.Tensor]:
+    """Generate n samples, balanced over the classes, and score them: (metrics, images)."""
+    device = next(model.parameters()).device
+    labels = torch.arange(n) % model.config.num_classes
+    start = time.perf_counter()
+    images = generate(model, schedule, labels.to(device), sampler, steps, guidance, stages, seed, precision)
+    seconds = time.perf_counter() - start
+    logits, features = classify(classifier, images, precision)
+    sample_kid, sample_kid_std = kid(features, test_features)
+    return {"class_accuracy": class_accuracy(logits, labels), "kid": sample_kid, "kid_std": sample_kid_std,
+            "fd": frechet_distance(features, test_features), "seconds": seconds,
+            "images_per_s": n / seconds}, images
+
+
 def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "ddim", steps: int | None = 50,
              guidance: float = 2.0, n: int = 1000, stages: int = 1, seed: int = 0,
              device: torch.device = torch.device("cpu"), ref: Reference | None = None,
@@ -75,12 +91,8 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
     classifier, classifier_meta = load_classifier(classifier_dir, device)
     ref = ref or reference(classifier, data, n, precision)
     schedule = NoiseSchedule(diffusion)
-    labels = torch.arange(n) % model.config.num_classes
-    start = time.perf_counter()
-    images = generate(model, schedule, labels.to(device), sampler, steps, guidance, stages, seed, precision)
-    seconds = time.perf_counter() - start
-    logits, features = classify(classifier, images, precision)
-    sample_kid, sample_kid_std = kid(features, ref.test_features)
+    metrics, images = sample_quality(model, schedule, classifier, ref.test_features, n, sampler, steps, guidance,
+                                     stages, seed, precision)
     real_kid, _ = kid(ref.train_features, ref.test_features)
     extra = {"fid": standard_fid(images, ref.test_images.float().div(127.5).sub(1), device)} \
         if with_fid else {}
@@ -88,14 +100,30 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
            else {model.config.image_size: steps or schedule.num_timesteps})
     return {
         "checkpoint": str(checkpoint), "sampler": sampler, "steps": steps, "guidance": guidance, "stages": stages,
-        "n": n, "seed": seed, "class_accuracy": class_accuracy(logits, labels), "kid": sample_kid,
-        "kid_std": sample_kid_std, "fd": frechet_distance(features, ref.test_features),
+        "n": n, "seed": seed, **metrics,
         "real_vs_real": {"class_accuracy": class_accuracy(ref.train_logits, ref.train_labels),
                          "kid": real_kid, "fd": frechet_distance(ref.train_features, ref.test_features)},
-        "nfe": nfe, "seconds": seconds, "images_per_s": n / seconds,
-        "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
+        "nfe": nfe, "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
         "training_images_seen": training.get("images_seen"), "data": DATA_NOTE, "machine": machine(), **extra,
     }
+
+
+class QualityProbe:
+    """Class accuracy and KID of a model in training (`train --eval-every`): n guided DDIM-50 samples
+    (w = 2, every cascade stage) against the test split, the curve of quality over training."""
+
+    def __init__(self, classifier_dir: Path, data: str, n: int, device: torch.device):
+        if n < 2:
+            raise ValueError(f"the quality probe needs at least 2 samples, got {n}")
+        self.n, self.precision = n, resolve_precision("auto", device)
+        self.classifier, _ = load_classifier(classifier_dir, device)
+        test = load_dataset(data, "test")
+        _, self.test_features = classify(self.classifier, test.images.float().div(127.5).sub(1), self.precision)
+
+    def __call__(self, model, schedule: NoiseSchedule) -> dict:
+        metrics, _ = sample_quality(model, schedule, self.classifier, self.test_features, self.n,
+                                    stages=len(resolutions_of(model)), precision=self.precision)
+        return {"class_accuracy": metrics["class_accuracy"], "kid": metrics["kid"], "eval_n": self.n}
 
 
 ROW_HEADERS = ["configuration", "class acc.", "KID", "FD", "NFE", "images/s", "real vs real (acc. / KID / FD)"]

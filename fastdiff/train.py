@@ -81,11 +81,15 @@ class Trainer:
                  model_config: ModelConfig | None = None, diffusion_config: DiffusionConfig = DiffusionConfig(),
                  device: torch.device = torch.device("cpu"), init: Path | None = None, resume: bool = False,
                  on_event: Callable[[TrainEvent], None] | None = None, cascade_config: CascadeConfig | None = None,
-                 model: torch.nn.Module | None = None):
+                 model: torch.nn.Module | None = None,
+                 quality_probe: Callable[[torch.nn.Module, NoiseSchedule], dict] | None = None):
         """model_config: width, attention and image size; channels and classes come from the dataset.
         cascade_config: train a LowDiff cascade (cascade.py) with cascade_loss instead of a plain UNet.
-        model: a prebuilt network to train instead (the benchmarks' baseline U-Net)."""
+        model: a prebuilt network to train instead (the benchmarks' baseline U-Net).
+        quality_probe: scores the EMA model every train_config.eval_every epochs (evaluate.QualityProbe);
+        its numbers go into the epoch's log line."""
         self.dataset, self.out_dir, self.config, self.device = dataset, Path(out_dir), train_config, device
+        self.quality_probe = quality_probe
         self.on_event = on_event or (lambda event: None)
         self.stop_requested = False
         self.rank = dist.get_rank() if dist.is_initialized() else 0
@@ -258,14 +262,21 @@ class Trainer:
                       "lr": self.optimizer.param_groups[0]["lr"],
                       "images_per_sec": len(losses) * self.config.batch_size / seconds,
                       "peak_memory_mb": peak_memory_mb(self.device), "seconds": seconds}
+            if self.quality_probe and self._due(self.config.eval_every):
+                record |= self.quality_probe(self.ema_model(), self.schedule)
             if self.rank == 0:
                 with open(self.out_dir / LOG_NAME, "a") as f:
                     f.write(json.dumps(record) + "\n")
             self.on_event(TrainEvent("epoch", epoch, self.step, record))
-        finished_epoch = self.step % self.steps_per_epoch == 0
-        every = self.config.preview_every
-        if self.rank == 0 and finished_epoch and every and (self.epoch % every == 0 or self.step == self.total_steps):
+        if self._due(self.config.preview_every):
             self.on_event(TrainEvent("preview", epoch, self.step, {"path": str(self.preview())}))
+
+    def _due(self, every: int) -> bool:
+        """Whether an every-N-epochs task (preview, quality probe) runs now: on rank 0, at the end of
+        every N-th epoch and of the last one."""
+        finished_epoch = self.step % self.steps_per_epoch == 0
+        return (self.rank == 0 and finished_epoch and every > 0
+                and (self.epoch % every == 0 or self.step == self.total_steps))
 
     # -- outputs -------------------------------------------------------------------------------------
 
@@ -297,7 +308,8 @@ class Trainer:
 
 
 def plot_run(run_dir: Path) -> Path:
-    """The loss and learning-rate curves (the paper's Figure 2) from a run's log.jsonl, as loss.png."""
+    """The loss and learning-rate curves (the paper's Figure 2) from a run's log.jsonl, as loss.png,
+    and beside them the quality probe's KID and class accuracy when the run measured them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -306,13 +318,23 @@ def plot_run(run_dir: Path) -> Path:
     if not log.is_file():
         raise ValueError(f"{log}: no training log to plot")
     records = [json.loads(line) for line in open(log)]
+    probed = [r for r in records if "kid" in r]
+    fig, axes = plt.subplots(1, 2 if probed else 1, figsize=(11 if probed else 6, 3.5), squeeze=False)
+    loss_axis = axes[0, 0]
     epochs = [r["epoch"] for r in records]
-    fig, loss_axis = plt.subplots(figsize=(6, 3.5))
     loss_axis.plot(epochs, [r["loss"] for r in records], "o-", color="tab:blue")
     loss_axis.set(xlabel="epoch", ylabel="training loss (MSE of eps)")
     lr_axis = loss_axis.twinx()
     lr_axis.plot(epochs, [r["lr"] for r in records], "--", color="tab:orange")
     lr_axis.set_ylabel("learning rate", color="tab:orange")
+    if probed:
+        kid_axis = axes[0, 1]
+        epochs = [r["epoch"] for r in probed]
+        kid_axis.plot(epochs, [r["kid"] for r in probed], "o-", color="tab:red")
+        kid_axis.set(xlabel="epoch", ylabel=f"KID (n={probed[-1]['eval_n']}, DDIM-50, w=2)")
+        accuracy_axis = kid_axis.twinx()
+        accuracy_axis.plot(epochs, [100 * r["class_accuracy"] for r in probed], "s--", color="tab:green")
+        accuracy_axis.set_ylabel("class accuracy (%)", color="tab:green")
     fig.tight_layout()
     path = Path(run_dir) / "loss.png"
     fig.savefig(path, dpi=120)

@@ -1,6 +1,7 @@
 """The evaluator end to end on tiny data: classifier training, saving and loading, and the metrics of
 generated samples against real ones."""
 import io
+import json
 import math
 import zipfile
 
@@ -71,3 +72,21 @@ def test_fid_without_its_packages_is_a_clear_error(tiny_checkpoint, classifier_d
     code = main(["eval", "--checkpoint", str(tiny_checkpoint), "--classifier", str(classifier_dir),
                  "--data", str(class_zip), "--n", "4", "--steps", "2", "--metric", "fid"])
     assert code == 2 and "--metric fid is not available" in capsys.readouterr().err
+
+
+def test_training_logs_the_quality_curve_when_asked(tmp_path, classifier_dir, class_zip):
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(class_zip), "--out", str(run), "--n-feat", "8", "--epochs", "2",
+                 "--batch-size", "8", "--precision", "fp32", "--preview-every", "0", "--quiet",
+                 "--eval-every", "1", "--eval-n", "4", "--classifier", str(classifier_dir)])
+    records = [json.loads(line) for line in open(run / "log.jsonl")]
+    assert code == 0 and [r["epoch"] for r in records] == [1, 2]
+    assert all(0 <= r["class_accuracy"] <= 1 and math.isfinite(r["kid"]) and r["eval_n"] == 4 for r in records)
+    assert (run / "loss.png").is_file()
+
+
+def test_the_quality_curve_needs_an_evaluator(tmp_path, class_zip, capsys):
+    code = main(["train", "--data", str(class_zip), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--eval-every", "1", "--classifier", str(tmp_path / "none")])
+    assert code == 2 and "eval train-classifier" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
