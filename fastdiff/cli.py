@@ -174,9 +174,22 @@ def cmd_train(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import run
+    if args.what != "cascade":
+        from .bench import run
 
-    run(args.what, args.assets)
+        run(args.what, args.assets)
+        return
+    from .cascade_compare import compare
+
+    if args.n < 2 or args.sweep_n < 2 or args.batch < 1:
+        raise UsageError("--n and --sweep-n must be at least 2, --batch at least 1")
+    args.assets.mkdir(parents=True, exist_ok=True)
+    single = args.checkpoints / "cifar10-base"
+    text = "# Cascade vs single resolution\n\n" + compare(
+        args.checkpoints / "cifar10-cascade", single if (single / "config.json").exists() else None,
+        args.classifier, args.data, args.n, args.sweep, args.sweep_n, args.batch)
+    (args.assets / "cascade.md").write_text(text)
+    print(text)
 
 
 def cmd_eval(args) -> None:
@@ -299,8 +312,18 @@ def build_parser() -> Parser:
     evaluation.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
-    bench.add_argument("what", choices=("sample", "train", "all"))
+    bench.add_argument("what", choices=("sample", "train", "all", "cascade"),
+                       help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality")
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go")
+    bench.add_argument("--checkpoints", type=Path, default=Path("checkpoints"),
+                       help="cascade: the folder holding cifar10-cascade (and cifar10-base)")
+    bench.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"),
+                       help="cascade: the evaluator")
+    bench.add_argument("--batch", type=int, default=64, help="cascade: images per timed batch")
+    bench.add_argument("--data", default="../shared/data/cifar10-jpeg.zip", help="cascade: real images (test split)")
+    bench.add_argument("--n", type=int, default=500, help="cascade: samples per quality measurement")
+    bench.add_argument("--sweep", action="store_true", help="cascade: first sweep the first stage's truncation point")
+    bench.add_argument("--sweep-n", type=int, default=200, help="cascade: samples per sweep candidate")
     bench.set_defaults(run=cmd_bench)
     return parser
 

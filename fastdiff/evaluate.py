@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .bench import machine, markdown_table
-from .cascade_sampling import cascade_sample_steps, default_stages, resolutions_of, stage_nfe
+from .cascade_sampling import Stage, cascade_sample_steps, default_stages, resolutions_of, stage_nfe
 from .checkpoint import load_model
 from .classifier import classify, load_classifier
 from .data import load_dataset
@@ -21,7 +21,6 @@ from .device import resolve_precision
 from .eval_record import EVAL_NAME
 from .images import save_png, to_uint8
 from .metrics import class_accuracy, frechet_distance, kid
-from .pipeline import sample_steps
 from .samplers import drain
 from .schedule import NoiseSchedule
 
@@ -48,24 +47,22 @@ def reference(classifier, data: str, n: int, precision: str) -> Reference:
 
 
 def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str, steps: int | None,
-             guidance: float, stages: int, seed: int, precision: str, batch_size: int = 250) -> torch.Tensor:
-    """Images for the given labels in batches; image i uses seed + i."""
+             guidance: float, stages: int | list[Stage], seed: int, precision: str,
+             batch_size: int = 250) -> torch.Tensor:
+    """Images for the given labels in batches; image i uses seed + i. stages: a count (1 = plain
+    sampling) for the default stage settings, or explicit ones."""
+    plan = stages if isinstance(stages, list) else default_stages(stages, model, schedule, sampler, steps)
     images = []
     for start in range(0, len(labels), batch_size):
         batch = labels[start:start + batch_size]
         seeds = list(range(seed + start, seed + start + len(batch)))
-        if stages == 1:
-            run = sample_steps(model, schedule, batch, seeds, sampler, steps, guidance, precision=precision)
-        else:
-            run = cascade_sample_steps(model, schedule, batch, seeds,
-                                       default_stages(stages, model, schedule, sampler, steps), guidance,
-                                       precision=precision)
+        run = cascade_sample_steps(model, schedule, batch, seeds, plan, guidance, precision=precision)
         images.append(drain(run).cpu())
     return torch.cat(images)
 
 
 def sample_quality(model, schedule: NoiseSchedule, classifier, test_features: torch.Tensor, n: int,
-                   sampler: str = "ddim", steps: int | None = 50, guidance: float = 2.0, stages: int = 1,
+                   sampler: str = "ddim", steps: int | None = 50, guidance: float = 2.0, stages: int | list[Stage] = 1,
                    seed: int = 0, precision: str = "fp32") -> tuple[dict, torch.Tensor]:
     """Generate n samples, balanced over the classes, and score them: (metrics, images)."""
     device = next(model.parameters()).device

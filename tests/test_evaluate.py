@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import make_tiny_checkpoint
 from fastdiff.checkpoint import CheckpointError
 from fastdiff.classifier import load_classifier, train_classifier
 from fastdiff.cli import main
@@ -90,3 +91,21 @@ def test_the_quality_curve_needs_an_evaluator(tmp_path, class_zip, capsys):
                  "--eval-every", "1", "--classifier", str(tmp_path / "none")])
     assert code == 2 and "eval train-classifier" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_bench_cascade_compares_stages_with_speed_and_quality(tmp_path, classifier_dir, class_zip):
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-cascade", cascade=True)
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    code = main(["bench", "cascade", "--checkpoints", str(tmp_path / "checkpoints"), "--classifier",
+                 str(classifier_dir), "--data", str(class_zip), "--n", "4", "--batch", "2", "--sweep",
+                 "--sweep-n", "2", "--assets", str(tmp_path / "assets")])
+    table = (tmp_path / "assets" / "cascade.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| cifar10") or line.startswith("| single")]
+    assert code == 0 and len(rows) == 8  # (base, cascade at 1, 2 and 3 stages) x (DDIM-50, DPM-Solver++ 20)
+    assert table.count("### Sweep") == 4 and "at 8x8" in table and "points" in table
+
+
+def test_bench_cascade_needs_a_cascade_checkpoint(tmp_path, capsys):
+    make_tiny_checkpoint(tmp_path / "cifar10-cascade")
+    code = main(["bench", "cascade", "--checkpoints", str(tmp_path)])
+    assert code == 2 and "not a 3-resolution cascade" in capsys.readouterr().err
