@@ -14,7 +14,7 @@ from fastdiff.checkpoint import CheckpointError
 from fastdiff.classifier import load_classifier, train_classifier
 from fastdiff.cli import main
 from fastdiff.data import load_dataset
-from fastdiff.evaluate import evaluate
+from fastdiff.evaluate import evaluate, sweep
 
 CLASSES = "abcdefghij"
 
@@ -109,3 +109,13 @@ def test_bench_cascade_needs_a_cascade_checkpoint(tmp_path, capsys):
     make_tiny_checkpoint(tmp_path / "cifar10-cascade")
     code = main(["bench", "cascade", "--checkpoints", str(tmp_path)])
     assert code == 2 and "not a 3-resolution cascade" in capsys.readouterr().err
+
+
+def test_sweep_writes_the_quality_table_and_each_checkpoints_record(tmp_path, classifier_dir, class_zip):
+    make_tiny_checkpoint(tmp_path / "cifar10-base", num_timesteps=500)
+    table = sweep(tmp_path, classifier_dir, str(class_zip), 4, tmp_path)
+    assert (tmp_path / "quality.md").read_text().endswith(table)
+    assert "DPM-Solver++ 20 (n=2)" in table and "DDIM-50 (n=4)" in table
+    assert "cifar10-attn: no checkpoint" in table and "cifar10-cascade: no checkpoint" in table
+    record = json.loads((tmp_path / "cifar10-base" / "eval.json").read_text())
+    assert (record["sampler"], record["steps"], record["guidance"], record["n"]) == ("ddim", 50, 2.0, 4)
