@@ -105,8 +105,10 @@ def time_run(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps
              timed_steps: int | None = None) -> dict:
     """Seconds of run(sampler, steps) after a run("ddim", 2) warm-up (first-call allocations and kernel
     selection); with timed_steps, the mean step time over that many steps extrapolated to all steps."""
+    start = time.perf_counter()
     for _ in run("ddim", 2):
         pass
+    warmup = time.perf_counter() - start
     start = time.perf_counter()
     first_frame, done = None, 0
     for step in run(sampler, steps):
@@ -116,13 +118,16 @@ def time_run(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps
         if timed_steps and done == timed_steps:
             break
     return {"seconds": (time.perf_counter() - start) * step.num_steps / done, "first_frame_s": first_frame,
-            "extrapolated_from": done if done < step.num_steps else None}
+            "extrapolated_from": done if done < step.num_steps else None, "warmup_s": warmup}
 
 
 def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:
     """Seconds for one guided 16-image grid; with timed_steps, the mean step time over that many steps
-    is extrapolated to all steps (for configurations too slow to run whole)."""
+    is extrapolated to all steps (for configurations too slow to run whole). kind "compiled": the base
+    network under torch.compile, whose compilation happens in the warm-up."""
     model, schedule, labels, seeds, precision, trained = grid_setup(kind, checkpoint)
+    if kind == "compiled":
+        model = torch.compile(model)
     result = time_run(lambda sampler, steps: sample_steps(model, schedule, labels, seeds, sampler, steps, GUIDANCE,
                                                           precision=precision), sampler, steps, timed_steps)
     return result | {"trained": trained, "nfe": str(steps), "effective_nfe": steps}
@@ -183,6 +188,7 @@ SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (N
     ("FastDiff", "base", "checkpoints/cifar10-base", "ddpm", 500, None),
     ("FastDiff", "base", "checkpoints/cifar10-base", "ddim", 100, None),
     ("FastDiff", "base", "checkpoints/cifar10-base", "ddim", 50, None),
+    ("FastDiff + torch.compile", "compiled", "checkpoints/cifar10-base", "ddim", 50, None),
     ("FastDiff + attention", "attention", "checkpoints/cifar10-attn", "ddim", 100, None),
     ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 20, None),
     ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 10, None),
@@ -215,6 +221,8 @@ def bench_sample(assets: Path) -> str:
         accuracy, kid = quality(checkpoint, configuration) if result["trained"] else ("untrained weights", "")
         extrapolated = result["extrapolated_from"]
         note = f" (mean of {extrapolated} steps x {result['nfe']})" if extrapolated else ""
+        if label.endswith("torch.compile"):
+            note += f" (after {result['warmup_s']:.0f} s of compilation)"
         rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",
                      f"{GRID_SIZE / result['seconds']:.3g}", f"{baseline_seconds / result['seconds']:.1f}x",
                      f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", accuracy, kid])
@@ -224,7 +232,8 @@ def bench_sample(assets: Path) -> str:
     _plot_sampling(results, assets / "bench-sample.png")
     from .bench_peer import bench_peer  # it builds on this module
 
-    return table + "\n\n" + bench_peer(dict(results)["FastDiff DDIM-50"]["seconds"])
+    ours = dict(results)["FastDiff DDIM-50"]["seconds"]
+    return table + "\n\n" + bench_peer(ours, forward_gflops(UNet(ModelConfig())))
 
 
 def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:

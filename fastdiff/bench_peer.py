@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from .bench import GRID_SIZE, GUIDANCE, isolated, markdown_table
+from .bench import GRID_SIZE, GUIDANCE, forward_gflops, isolated, markdown_table
 from .config import DiffusionConfig
 from .device import autocast, resolve_device, resolve_precision
 
@@ -47,10 +47,11 @@ def time_peer_sampling(kind: str, steps: int) -> dict:
         return time.perf_counter() - start
 
     run(2)
-    return {"seconds": run(steps), "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    return {"seconds": run(steps), "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "gflops": forward_gflops(model)}
 
 
-def bench_peer(ours_ddim50: float) -> str:
+def bench_peer(ours_ddim50: float, ours_gflops: float) -> str:
     """diffusers side by side, when it is installed."""
     try:
         import diffusers  # noqa: F401
@@ -60,9 +61,11 @@ def bench_peer(ours_ddim50: float) -> str:
     for kind in PEERS:
         result = isolated(time_peer_sampling, kind, 50)
         rows.append([f"diffusers UNet2DModel + DDIMScheduler ({result['parameters_m']:.2f}M)", "DDIM-50",
+                     f"{result['gflops']:.2f}",
                      f"{result['seconds']:.2f}", f"{GRID_SIZE / result['seconds']:.3g}",
                      f"{result['seconds'] / ours_ddim50:.2f}x", f"{result['peak_rss_mb']:.0f} MB"])
         print(rows[-1], flush=True)
-    return ("The peer, same run, same schedule, steps, batch and precision (random weights):\n\n"
-            + markdown_table(["peer", "sampler", f"s per {GRID_SIZE}-image guided grid", "images/s",
+    return (f"The peer, same run, same schedule, steps, batch and precision (random weights). FastDiff's "
+            f"forward pass is {ours_gflops:.2f} GFLOP per image.\n\n"
+            + markdown_table(["peer", "sampler", "GFLOP per image (forward)", f"s per {GRID_SIZE}-image guided grid", "images/s",
                               "FastDiff DDIM-50 is faster by", "peak RSS"], rows))

@@ -1,6 +1,7 @@
 """The app in a real browser (Debian's Chromium through Playwright): frames stream into the page while
-sampling, and every tab renders. Screenshots app-<tab>.png go to a temporary folder, or to the folder
-FASTDIFF_SCREENSHOTS names (relative to the repository): FASTDIFF_SCREENSHOTS=assets retakes the README's."""
+sampling, and every tab renders. Screenshots app-<tab>.png go to a temporary folder. With
+FASTDIFF_SCREENSHOTS=assets (a folder relative to the repository), one more test serves the shipped
+checkpoints and retakes the README's screenshots there."""
 import os
 import re
 import shutil
@@ -21,12 +22,9 @@ if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """A browser page on an app whose tiny base model has T = 1000, so that DDPM can run for a minute."""
-    root = tmp_path_factory.mktemp("browser")
-    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base", num_timesteps=1000)
-    demo = app.build_app(Backend(root / "checkpoints", root / "runs", root / "shared.zip", root))
+def serve(backend: Backend):
+    """A browser page on the app serving backend, once the page is ready."""
+    demo = app.build_app(backend)
     port = free_port()
     app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
     with sync_api.sync_playwright() as playwright:
@@ -43,11 +41,17 @@ def page(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """A browser page on an app whose tiny base model has T = 1000, so that DDPM can run for a minute."""
+    root = tmp_path_factory.mktemp("browser")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base", num_timesteps=1000)
+    yield from serve(Backend(root / "checkpoints", root / "runs", root / "shared.zip", root))
+
+
+@pytest.fixture(scope="module")
 def screenshot(tmp_path_factory):
-    """screenshot(page, tab) writes app-<tab>.png to $FASTDIFF_SCREENSHOTS or a temporary folder."""
-    wanted = os.environ.get("FASTDIFF_SCREENSHOTS")
-    folder = ROOT / wanted if wanted else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
+    """screenshot(page, tab) writes app-<tab>.png to a temporary folder."""
+    folder = tmp_path_factory.mktemp("screenshots")
     return lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)
 
 
@@ -119,3 +123,43 @@ def test_learn_tab(page, screenshot):
     page.get_by_text("alpha_bar =").wait_for(timeout=30_000)
     time.sleep(1)
     screenshot(page, "learn")
+
+
+@pytest.mark.skipif(not os.environ.get("FASTDIFF_SCREENSHOTS"), reason="retakes the README's screenshots only "
+                    "with FASTDIFF_SCREENSHOTS=assets")
+def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
+    if not (ROOT / "checkpoints" / "cifar10-base" / "model.safetensors").exists():
+        pytest.skip("no shipped checkpoint")
+    folder = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)  # noqa: E731
+    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", ROOT / app.SHARED_DATASET, tmp_path)
+    for page in serve(backend):
+        page.get_by_label("class", exact=True).first.fill("frog")
+        page.get_by_label("class", exact=True).first.press("Enter")
+        page.get_by_label("DDIM", exact=True).check()
+        set_steps(page, 50)
+        page.locator("#generate").click()
+        page.get_by_text("done: step 50/50").wait_for(timeout=120_000)
+        time.sleep(1)
+        shot(page, "generate")
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare").click()
+        page.locator("#compare-plot img, #compare-plot svg, #compare-plot canvas").first.wait_for(timeout=300_000)
+        time.sleep(1)
+        shot(page, "compare")
+        page.get_by_role("tab", name="Train").click()
+        data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in "abcdefghij" for i in range(4)})
+        page.locator("#dataset-upload input[type=file]").set_input_files(str(data))
+        page.get_by_label("batch size").fill("8")
+        page.get_by_label("epochs").fill("3")
+        page.locator("#train").click()
+        page.get_by_text("finished").wait_for(timeout=300_000)
+        page.get_by_text("latest preview").wait_for()
+        time.sleep(1.5)
+        shot(page, "train")
+        page.get_by_role("tab", name="Learn").click()
+        page.get_by_role("button", name="use the last generated image").click()
+        page.get_by_text("alpha_bar =").wait_for(timeout=30_000)
+        time.sleep(1)
+        shot(page, "learn")
