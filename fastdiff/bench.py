@@ -133,6 +133,29 @@ def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, 
     return result | {"trained": trained, "nfe": str(steps), "effective_nfe": steps}
 
 
+def time_app_streaming(checkpoint: Path | None, steps: int) -> dict:
+    """The DDIM grid through the app's generation path (make_request, then the throttled stream that
+    converts frames for the page and keeps the animation's), to measure what streaming costs."""
+    from .app_generate import make_request, stream
+    from .app_models import LoadedModel
+
+    model, schedule, _, _, precision, trained = grid_setup("base", checkpoint)
+    loaded = LoadedModel(model, schedule, "bench")
+
+    def run(num_steps: int):
+        request = make_request(loaded, "random", "DDIM", num_steps, GUIDANCE, 0.0, 0, GRID_SIZE)
+        return stream(loaded, request, precision, [])
+
+    for _ in run(2):
+        pass
+    start, frames, first_frame = time.perf_counter(), 0, None
+    for _ in run(steps):
+        first_frame = first_frame or time.perf_counter() - start
+        frames += 1
+    return {"seconds": time.perf_counter() - start, "first_frame_s": first_frame, "extrapolated_from": None,
+            "frames": frames, "trained": trained, "nfe": str(steps), "effective_nfe": steps}
+
+
 def time_cascade_sampling(checkpoint: Path, sampler: str, num_stages: int) -> dict:
     """time_sampling for a LowDiff cascade with its default stages, and its effective NFE from the step
     latency measured at the grid's batch size (appendix B)."""
@@ -204,6 +227,8 @@ def sample_jobs(cascade: Path = CASCADE) -> list[tuple[str, str, str | None, tup
     for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
         jobs.append((label, f"{sampler.upper()}-{steps}", checkpoint, (sampler, steps, GUIDANCE, 1), time_sampling,
                      (kind, checkpoint, sampler, steps, timed)))
+    jobs.append(("FastDiff, through the app's streaming", "DDIM-50", "checkpoints/cifar10-base",
+                 ("ddim", 50, GUIDANCE, 1), time_app_streaming, ("checkpoints/cifar10-base", 50)))
     if (cascade / "model.safetensors").exists():
         for stages, sampler in CASCADE_CONFIGS:
             jobs.append((f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", str(cascade),
@@ -223,6 +248,9 @@ def bench_sample(assets: Path) -> str:
         note = f" (mean of {extrapolated} steps x {result['nfe']})" if extrapolated else ""
         if label.endswith("torch.compile"):
             note += f" (after {result['warmup_s']:.0f} s of compilation)"
+        if "frames" in result:
+            plain = dict(results)["FastDiff DDIM-50"]["seconds"]
+            note += f" ({result['frames']} frames sent; {100 * (result['seconds'] / plain - 1):+.1f}% vs plain DDIM-50)"
         rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",
                      f"{GRID_SIZE / result['seconds']:.3g}", f"{baseline_seconds / result['seconds']:.1f}x",
                      f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", accuracy, kid])

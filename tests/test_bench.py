@@ -5,8 +5,8 @@ import torch
 
 from conftest import make_tiny_checkpoint
 from fastdiff.baseline import BaselineConfig, BaselineUNet
-from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, markdown_table, quality, sample_jobs, time_cascade_sampling,
-                            time_run, time_sampling)
+from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, markdown_table, quality, sample_jobs, time_app_streaming,
+                            time_cascade_sampling, time_run, time_sampling)
 from fastdiff.samplers import Step
 from fastdiff.config import ModelConfig
 from fastdiff.unet import UNet
@@ -44,9 +44,9 @@ def test_quality_is_labelled_with_the_configuration_it_was_measured_at(tmp_path)
 
 def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
     plain = sample_jobs(tmp_path / "cifar10-cascade")
-    assert len(plain) == len(SAMPLE_CONFIGS) and {job[4] for job in plain} == {time_sampling}
+    assert len(plain) == len(SAMPLE_CONFIGS) + 1 and [job[4] for job in plain[-2:]] == [time_sampling, time_app_streaming]
     make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
-    cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(SAMPLE_CONFIGS):]
+    cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(plain):]
     assert [(job[0], job[1], job[3], job[4], job[5][1:]) for job in cascade] == [
         (f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", (sampler, steps, 2.0, stages),
          time_cascade_sampling, (sampler, stages))
@@ -76,3 +76,9 @@ def test_baseline_runs_under_guidance():
     model = BaselineUNet(BaselineConfig(ch=32)).eval()
     x = torch.randn(2, 3, 32, 32)
     assert GuidedDenoiser(model, torch.tensor([1, 2]), 2.0)(x, torch.tensor([5, 5])).shape == x.shape
+
+
+def test_app_streaming_timing_counts_the_frames_it_sent(tmp_path):
+    make_tiny_checkpoint(tmp_path / "base", num_timesteps=50)
+    result = time_app_streaming(tmp_path / "base", 4)
+    assert result["trained"] and 1 <= result["frames"] <= 4 and result["seconds"] > 0 and result["nfe"] == "4"
