@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from fastdiff.app_backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
-from fastdiff.app_compare import COLUMNS, DEFAULT_CONFIGS, RESULT_COLUMNS, VARIANTS
+from fastdiff.app_compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from fastdiff.app_generate import MAX_IMAGES, SAMPLER_LABELS
 from fastdiff.app_learn import EXPLANATION
 from fastdiff.config import TrainConfig
@@ -65,7 +65,7 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
         seed = gr.Number(0, precision=0, label="seed")
         num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
-    table = gr.Dataframe(DEFAULT_CONFIGS, headers=COLUMNS, datatype=["str", "number", "number", "str", "number"],
+    table = gr.Dataframe(default_configs(checkpoint_names), headers=COLUMNS, datatype=["str", "number", "number", "str", "number"],
                          type="array", row_count=4, label=f"2-4 configurations: sampler ({', '.join(SAMPLER_LABELS)}),"
                          f" steps, guidance, variant ({', '.join(VARIANTS)}), cascade stages (1-3); empty rows "
                          f"are skipped", interactive=True)

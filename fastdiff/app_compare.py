@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .app_generate import Request, make_request, sampler_steps, whole_number
-from .app_models import ModelStore
+from .app_models import CASCADE, ModelStore
 from .cascade_sampling import effective_nfe, format_nfe, stage_nfe
 from .eval_record import configuration_label, measured_at
 from .samplers import drain
@@ -20,6 +20,11 @@ COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
 VARIANTS = {"base": False, "attention": True}
 DEFAULT_CONFIGS = [["DDIM", 50, 2.0, "base", 1], ["DPM-Solver++", 20, 2.0, "base", 1],
                    ["DPM-Solver++", 10, 2.0, "base", 1]]
+CASCADE_CONFIG = ["DPM-Solver++", 20, 2.0, "base", 3]  # shown too when the cascade checkpoint is there
+
+
+def default_configs(checkpoint_names: list[str]) -> list[list]:
+    return DEFAULT_CONFIGS + ([CASCADE_CONFIG] if CASCADE in checkpoint_names else [])
 RESULT_COLUMNS = ["#", "checkpoint", "sampler", "steps", "guidance", "stages", "wall time (s)", "NFE",
                   "effective NFE", "images/s", "quality"]
 NOT_MEASURED = "not measured yet"

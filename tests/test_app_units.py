@@ -10,7 +10,7 @@ import torch
 import app
 from conftest import make_tiny_checkpoint
 from fastdiff.app_backend import Backend
-from fastdiff.app_compare import quality
+from fastdiff.app_compare import CASCADE_CONFIG, default_configs, quality
 from fastdiff.app_generate import Request, make_request, pad_to_multiple, stream
 from fastdiff.app_learn import noised, schedule_figure
 from fastdiff.app_models import ModelStore
@@ -137,3 +137,8 @@ def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
     with pytest.raises(gr.Error, match="not found; available: none"):
         next(backend.generate(None, "random", "DDIM", 10, 2.0, False, 1, 0, 1, 0.0))
     assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
+
+
+def test_compare_offers_a_cascade_configuration_when_the_cascade_is_shipped():
+    assert CASCADE_CONFIG not in default_configs(["cifar10-base"])
+    assert default_configs(["cifar10-base", "cifar10-cascade"])[-1] == CASCADE_CONFIG
