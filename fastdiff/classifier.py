@@ -94,11 +94,18 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def train_classifier(train: ImageDataset, test: ImageDataset, out: Path, width: int = 32, epochs: int = 16,
                      batch_size: int = 256, lr: float = 0.2, device: torch.device = torch.device("cpu"),
-                     precision: str = "fp32", log=print) -> float:
-    """SGD with Nesterov momentum, a one-cycle learning rate and label smoothing; returns test accuracy."""
+                     precision: str = "fp32", init: Path | None = None, log=print) -> float:
+    """SGD with Nesterov momentum, a one-cycle learning rate and label smoothing; returns test accuracy.
+    init: continue from a saved classifier (its width) instead of a fresh one."""
     torch.manual_seed(0)
-    config = ClassifierConfig(width, len(train.class_names), train.images.shape[1], train.class_names)
-    model = Classifier(config).to(device, memory_format=torch.channels_last)
+    if init is not None:
+        model, metadata = load_classifier(init, device)
+        epochs_before = metadata.get("epochs", 0)
+    else:
+        config = ClassifierConfig(width, len(train.class_names), train.images.shape[1], train.class_names)
+        model, epochs_before = Classifier(config).to(device, memory_format=torch.channels_last), 0
+    if model.config.class_names != tuple(train.class_names):
+        raise ValueError(f"{init}: classifies {model.config.class_names}, not this data's {train.class_names}")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     total = epochs * (len(train) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total, pct_start=0.25,
@@ -119,7 +126,7 @@ def train_classifier(train: ImageDataset, test: ImageDataset, out: Path, width: 
         accuracy = evaluate_accuracy(model, test, precision)
         log(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy {100 * accuracy:.2f}%, "
             f"{seen / (time.perf_counter() - start):.0f} images/s")
-    save_classifier(out, model, {"test_accuracy": accuracy, "epochs": epochs})
+    save_classifier(out, model, {"test_accuracy": accuracy, "epochs": epochs_before + epochs})
     return accuracy
 
 

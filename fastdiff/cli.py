@@ -203,8 +203,8 @@ def cmd_eval(args) -> None:
         from .data import load_dataset
 
         accuracy = train_classifier(load_dataset(args.data, "train"), load_dataset(args.data, "test"),
-                                    args.classifier, args.width, args.epochs, device=device,
-                                    precision=resolve_precision(args.precision, device))
+                                    args.classifier, args.width, args.epochs, lr=args.lr, device=device,
+                                    precision=resolve_precision(args.precision, device), init=args.init)
         print(f"test accuracy {100 * accuracy:.2f}%, saved to {args.classifier}")
         return
     from .evaluate import ROW_HEADERS, evaluate, row, sweep
@@ -309,6 +309,9 @@ def build_parser() -> Parser:
     evaluation.add_argument("--assets", type=Path, default=Path("assets"))
     evaluation.add_argument("--width", type=int, default=32, help="train-classifier: network width")
     evaluation.add_argument("--epochs", type=int, default=16, help="train-classifier: epochs")
+    evaluation.add_argument("--lr", type=float, default=0.2, help="train-classifier: peak learning rate")
+    evaluation.add_argument("--init", type=Path, default=None,
+                            help="train-classifier: continue from this classifier (e.g. the saved one)")
     evaluation.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")

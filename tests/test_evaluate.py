@@ -119,3 +119,14 @@ def test_sweep_writes_the_quality_table_and_each_checkpoints_record(tmp_path, cl
     assert "cifar10-attn: no checkpoint" in table and "cifar10-cascade: no checkpoint" in table
     record = json.loads((tmp_path / "cifar10-base" / "eval.json").read_text())
     assert (record["sampler"], record["steps"], record["guidance"], record["n"]) == ("ddim", 50, 2.0, 4)
+
+
+def test_a_classifier_training_continues_from_a_saved_one(tmp_path, classifier_dir, class_zip):
+    data = load_dataset(str(class_zip)), load_dataset(str(class_zip), "test")
+    train_classifier(*data, tmp_path / "more", epochs=1, batch_size=8, init=classifier_dir, log=lambda line: None)
+    model, metadata = load_classifier(tmp_path / "more")
+    assert metadata["epochs"] == 3 and model.config.width == 4
+    other = load_dataset(str(class_zip))
+    other.class_names = tuple("klmnopqrst")
+    with pytest.raises(ValueError, match="classifies"):
+        train_classifier(other, data[1], tmp_path / "wrong", epochs=1, batch_size=8, init=classifier_dir)
