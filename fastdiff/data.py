@@ -53,7 +53,9 @@ class ImageDataset:
         per_process = batch_size // world_size
         for start in range(0, len(order) - batch_size + 1, batch_size):  # drop the ragged last batch
             index = order[start:start + batch_size][rank::world_size][:per_process]
-            x = self.images[index].float().div(127.5).sub(1)
+            # Contiguous NCHW: decoded images are often channels-last views, and such a batch makes
+            # bf16 training on CPU ~25% slower than the same network on an NCHW batch.
+            x = self.images[index].contiguous().float().div(127.5).sub(1)
             if self.flip:
                 flip = torch.rand(batch_size, generator=generator)[rank::world_size][:per_process] < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)

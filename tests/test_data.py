@@ -145,3 +145,11 @@ def test_batches_cover_the_epoch_and_split_across_processes():
     assert sorted(torch.cat(per_rank).tolist()) == list(range(40)) and len(per_rank[0]) == 20
     x, _ = next(data.batches(8, torch.Generator().manual_seed(1)))
     assert x.min() >= -1 and x.max() <= 1
+
+
+def test_batches_are_contiguous_nchw_even_from_channels_last_images():
+    from fastdiff.data import ImageDataset
+    hwc = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8)
+    data = ImageDataset(hwc.permute(0, 3, 1, 2), torch.zeros(16, dtype=torch.long), ("x",))
+    x, _ = next(data.batches(8, torch.Generator().manual_seed(0)))
+    assert x.is_contiguous() and x.shape == (8, 3, 32, 32)
