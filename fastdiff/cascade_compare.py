@@ -83,7 +83,9 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
     if len(resolutions_of(model)) < 3:
         raise ValueError(f"{cascade}: not a 3-resolution cascade (train one with `python -m fastdiff train --cascade`)")
     judge = QualityJudge(classifier_dir, data, resolve_device())
-    real_kid, _ = kid(judge.test_features[:n], judge.test_features[n:])
+    order = torch.randperm(len(judge.test_features), generator=torch.Generator().manual_seed(0))
+    shuffled = judge.test_features[order]  # the split is ordered by class
+    real_kid, _ = kid(shuffled[:n], shuffled[n:])
     sections, rows = [], []
     for sampler, steps in SAMPLER_STEPS:
         configurations = [(f"single resolution ({single.name})", single, None)] if single else []

@@ -61,6 +61,8 @@ def test_evaluate_reports_every_metric(tiny_checkpoint, classifier_dir, class_zi
     assert 0 <= result["class_accuracy"] <= 1
     assert math.isfinite(result["kid"]) and result["fd"] >= 0
     assert set(result["real_vs_real"]) == {"class_accuracy", "kid", "fd"}
+    # the real images' accuracy is on the held-out test split, where the classifier was measured too
+    assert result["real_vs_real"]["class_accuracy"] == pytest.approx(result["classifier_test_accuracy"], abs=0.05)
     assert result["nfe"] == {32: 3} and result["images_per_s"] > 0 and "JPEG" in result["data"]
 
 
