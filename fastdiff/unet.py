@@ -17,8 +17,21 @@ from torch import nn
 from .config import ModelConfig
 
 
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm that runs in float32 on feature maps smaller than 32x32 and returns the input's dtype.
+    The result is the same as PyTorch's bf16 kernel (which also computes in float32), but that kernel
+    is slow on channels-last maps with few channels per group: on this project's 2-core CPU (torch
+    2.13, batch 32) 3.6 ms at 64x16x16 against 0.5 ms in float32, while at 32x32 it is the faster one.
+    Together a guided forward pass takes 41 ms instead of 57."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 or x.shape[-1] * x.shape[-2] >= 32 * 32:
+            return super().forward(x)
+        return super().forward(x.float()).to(x.dtype)
+
+
 def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(math.gcd(32, channels), channels)
+    return GroupNorm32(math.gcd(32, channels), channels)
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
