@@ -268,8 +268,14 @@ def bench_sample(assets: Path) -> str:
     _plot_sampling(results, assets / "bench-sample.png")
     from .bench_peer import bench_peer  # it builds on this module
 
+    from .bench_app import app_peak_memory
+
     ours = dict(results)["FastDiff DDIM-50"]["seconds"]
-    return table + "\n\n" + bench_peer(ours, forward_gflops(UNet(ModelConfig())))
+    memory = app_peak_memory(Path("checkpoints"))
+    app_line = (f"The app (`python app.py`, a fresh process) after a guided {GRID_SIZE}-image DDIM-50 grid from each "
+                f"of {', '.join(memory['generated'])}, all loaded at once: peak resident memory "
+                + (f"{memory['peak_rss_mb']:.0f} MB." if memory["peak_rss_mb"] else "not measured (no /proc here)."))
+    return table + "\n\n" + bench_peer(ours, forward_gflops(UNet(ModelConfig()))) + "\n\n" + app_line
 
 
 def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:

@@ -1,7 +1,6 @@
 """The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
 import io
 import json
-import socket
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -15,16 +14,11 @@ from PIL import Image
 import app
 from conftest import make_tiny_checkpoint
 from fastdiff.app_backend import Backend
+from fastdiff.bench_app import free_port
 from fastdiff.cascade_sampling import effective_nfe
 
 GOOD = dict(checkpoint="cifar10-base", class_name="c", sampler="DDIM", steps=10, guidance=2.0,
             attention=False, stages=1, seed=0, num_images=4, eta=0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

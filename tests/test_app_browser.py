@@ -13,7 +13,8 @@ import pytest
 import app
 from conftest import make_tiny_checkpoint
 from fastdiff.app_backend import Backend
-from test_app import free_port, png, write_zip
+from fastdiff.bench_app import free_port
+from test_app import png, write_zip
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent

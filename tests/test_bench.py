@@ -7,6 +7,7 @@ from conftest import make_tiny_checkpoint
 from fastdiff.baseline import BaselineConfig, BaselineUNet
 from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, markdown_table, quality, sample_jobs, time_app_streaming,
                             time_cascade_sampling, time_run, time_sampling)
+from fastdiff.bench_app import app_peak_memory
 from fastdiff.samplers import Step
 from fastdiff.config import ModelConfig
 from fastdiff.unet import UNet
@@ -83,3 +84,11 @@ def test_app_streaming_timing_counts_the_frames_it_sent(tmp_path):
     result = time_app_streaming(tmp_path / "base", 4)
     assert result["trained"] and 1 <= result["frames"] <= 4 and result["nfe"] == "4"
     assert result["seconds"] > 0 and result["plain_seconds"] > 0
+
+
+def test_app_memory_is_read_from_the_served_app_after_each_shipped_generator(tmp_path):
+    make_tiny_checkpoint(tmp_path / "cifar10-base")
+    make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
+    result = app_peak_memory(tmp_path, steps=2, num_images=2)
+    assert result["generated"] == ["cifar10-base", "cifar10-cascade"]
+    assert result["peak_rss_mb"] > 100  # torch and gradio alone take more
