@@ -19,7 +19,7 @@ from .cascade_sampling import (cascade_sample_steps, default_stages, effective_n
 from .checkpoint import load_model
 from .config import DiffusionConfig, ModelConfig, TrainConfig
 from .data import ImageDataset
-from .device import resolve_device, resolve_precision
+from .device import AUTOCAST_DTYPES, resolve_device, resolve_precision
 from .eval_record import configuration_label, measured_at, read_eval
 from .pipeline import DEFAULT_STEPS, sample_steps
 from .samplers import SamplerSteps, drain
@@ -244,10 +244,23 @@ def sample_jobs(cascade: Path = CASCADE) -> list[tuple[str, str, str | None, tup
     return jobs
 
 
+def amp_matmul_peak() -> tuple[str, float]:
+    """The autocast precision on this device, and the GFLOP/s a large matmul reaches in it."""
+    device = resolve_device()
+    amp = resolve_precision("auto", device)
+    return amp, matmul_peak_gflops(device, AUTOCAST_DTYPES.get(amp, torch.float32))
+
+
 def bench_sample(assets: Path) -> str:
+    amp, peak = amp_matmul_peak()
+    gflops = {kind: forward_gflops(build(kind)[0]) for kind in ("base", "attention", "baseline")}
+    gflops["compiled"] = gflops["base"]
     rows, results = [], []
     for label, sampler, checkpoint, configuration, timing, args in sample_jobs():
         result = isolated(timing, *args)
+        kind = {time_sampling: args[0], time_app_streaming: "base"}.get(timing)  # None: a cascade
+        utilisation = (f"{100 * 2 * GRID_SIZE * int(result['nfe']) * gflops[kind] / result['seconds'] / peak:.0f}%"
+                       if kind else "")
         results.append((f"{label} {sampler}", result))
         baseline_seconds = results[0][1]["seconds"]
         accuracy, kid = quality(checkpoint, configuration) if result["trained"] else ("untrained weights", "")
@@ -261,10 +274,12 @@ def bench_sample(assets: Path) -> str:
                      f"without streaming, fastest of {STREAMING_REPEATS} alternating runs each)")
         rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",
                      f"{GRID_SIZE / result['seconds']:.3g}", f"{baseline_seconds / result['seconds']:.1f}x",
-                     f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", accuracy, kid])
+                     f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", utilisation,
+                     accuracy, kid])
         print(rows[-1], flush=True)
     table = markdown_table(["model", "sampler", "NFE", "effective NFE", f"s per {GRID_SIZE}-image guided grid",
-                            "images/s", "speed vs baseline", "first frame", "peak RSS", "class acc.", "KID"], rows)
+                            "images/s", "speed vs baseline", "first frame", "peak RSS",
+                            f"share of {peak:.0f} GFLOP/s {amp} matmul", "class acc.", "KID"], rows)
     _plot_sampling(results, assets / "bench-sample.png")
     from .bench_peer import bench_peer  # it builds on this module
 
@@ -275,7 +290,7 @@ def bench_sample(assets: Path) -> str:
     app_line = (f"The app (`python app.py`, a fresh process) after a guided {GRID_SIZE}-image DDIM-50 grid from each "
                 f"of {', '.join(memory['generated'])}, all loaded at once: peak resident memory "
                 + (f"{memory['peak_rss_mb']:.0f} MB." if memory["peak_rss_mb"] else "not measured (no /proc here)."))
-    return table + "\n\n" + bench_peer(ours, forward_gflops(UNet(ModelConfig()))) + "\n\n" + app_line
+    return table + "\n\n" + bench_peer(ours, gflops["base"]) + "\n\n" + app_line
 
 
 def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:
@@ -295,9 +310,7 @@ def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:
 
 
 def bench_train(assets: Path) -> str:
-    device = resolve_device()
-    amp = resolve_precision("auto", device)
-    peak = matmul_peak_gflops(device, torch.bfloat16 if amp == "bf16" else torch.float16 if amp == "fp16" else torch.float32)
+    amp, peak = amp_matmul_peak()
     rows, speeds = [], {}
     for label, kind in (("FastDiff", "base"), ("FastDiff + attention", "attention"), ("Baseline DDPM U-Net", "baseline")):
         model, _, _ = build(kind)
