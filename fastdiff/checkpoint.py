@@ -108,6 +108,13 @@ def load_state_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()})
 
 
+def images_seen_total(training: dict) -> int | None:
+    """Training images a checkpoint has seen, counting the checkpoint it was warm-started from."""
+    if "images_seen" not in training:
+        return None
+    return training["images_seen"] + training.get("warm_start", {}).get("images_seen", 0)
+
+
 def load_model(folder: Path, device: str | torch.device = "cpu") -> tuple[UNet, DiffusionConfig, dict]:
     """Load a checkpoint folder into an fp32 UNet (a CascadeUNet when config.json has a "cascade"
     entry) in eval mode, in channels_last layout (faster convolutions on CPU and GPU); returns

@@ -15,7 +15,7 @@ import torch
 
 from .bench import machine, markdown_table
 from .cascade_sampling import Stage, cascade_sample_steps, default_stages, resolutions_of, stage_nfe
-from .checkpoint import load_model
+from .checkpoint import images_seen_total, load_model
 from .classifier import classify, load_classifier
 from .data import load_dataset
 from .device import resolve_precision
@@ -102,7 +102,7 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
         "real_vs_real": {"class_accuracy": ref.test_accuracy,
                          "kid": real_kid, "fd": frechet_distance(ref.train_features, ref.test_features)},
         "nfe": nfe, "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
-        "training_images_seen": training.get("images_seen"), "data": DATA_NOTE, "machine": machine(), **extra,
+        "training_images_seen": images_seen_total(training), "data": DATA_NOTE, "machine": machine(), **extra,
     }
 
 

@@ -111,6 +111,7 @@ class Trainer:
         self.schedule = NoiseSchedule(diffusion_config, device)
         torch.manual_seed(train_config.seed)
         self.model = (model or build_model(self.model_config, cascade_config)).to(device)
+        self.warm_start: dict | None = None  # the checkpoint this run started from, and what it had seen
         if init is not None:
             self._warm_start(Path(init))
         self.ema = EMA(self.model, train_config.ema_decay)
@@ -129,7 +130,7 @@ class Trainer:
         """Start from a checkpoint's weights. A smaller model warm-starts a larger one: a plain
         checkpoint starts a cascade's full-size path or the attention variant; the added layers keep
         their initialisation, under which they start as the identity (see unet.py)."""
-        init_model, _, _ = ckpt.load_model(init)
+        init_model, _, init_training = ckpt.load_model(init)
         init_cascade = getattr(init_model, "cascade", None)
         adds_attention = self.model_config.attention and not init_model.config.attention
         config = from_dict(ModelConfig, {**to_dict(init_model.config), "attention": self.model_config.attention})
@@ -140,6 +141,7 @@ class Trainer:
             raise ValueError(f"{init}: has attention layers; train with --attention to start from it")
         strict = init_cascade == self.cascade_config and not adds_attention
         self.model.load_state_dict(init_model.state_dict(), strict=strict)
+        self.warm_start = {"checkpoint": str(init), "images_seen": ckpt.images_seen_total(init_training)}
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -155,7 +157,8 @@ class Trainer:
                         for k, v in state.items()}
         meta = {"step": self.step, "losses": self.losses, "scaler": self.scaler.state_dict(),
                 "param_groups": optimizer_state["param_groups"], "train": to_dict(self.config),
-                "model": to_dict(self.model_config), "diffusion": to_dict(self.diffusion_config)}
+                "model": to_dict(self.model_config), "diffusion": to_dict(self.diffusion_config),
+                "warm_start": self.warm_start}
         if self.cascade_config is not None:
             meta["cascade"] = to_dict(self.cascade_config)
         ckpt.save_tensors(self.out_dir / STATE_NAME, tensors, meta)
@@ -181,11 +184,13 @@ class Trainer:
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.scaler.load_state_dict(meta["scaler"])
         self.step, self.losses = meta["step"], meta["losses"]
+        self.warm_start = meta.get("warm_start", self.warm_start)
 
     def metadata(self) -> dict:
         return {"epochs": self.step / self.steps_per_epoch, "steps": self.step, "world_size": self.world_size,
                 "images_seen": self.step * self.config.batch_size, "precision": self.precision,
-                "device": self.device.type, "config": to_dict(self.config)}
+                "device": self.device.type, "config": to_dict(self.config),
+                **({"warm_start": self.warm_start} if self.warm_start else {})}
 
     @property
     def epoch(self) -> int:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fastdiff.checkpoint import load_model
+from fastdiff.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.data import ImageDataset
 from fastdiff.train import Trainer, learning_rate, plot_run
@@ -113,6 +113,10 @@ def test_warm_start_from_a_checkpoint(tmp_path):
     second = Trainer(color_dataset(), tmp_path / "second", first.config, TINY, init=tmp_path / "first")
     for key, value in second.model.state_dict().items():
         assert torch.allclose(value, first.ema.shadow[key].half().float()), key
+    second.run()  # the new checkpoint counts the images its starting point had seen
+    training = read_config(tmp_path / "second")[2]
+    assert training["warm_start"] == {"checkpoint": str(tmp_path / "first"), "images_seen": first.step * 16}
+    assert images_seen_total(training) == (first.step + second.step) * 16
     with pytest.raises(ValueError, match="does not match"):
         Trainer(color_dataset(), tmp_path / "third", first.config, ModelConfig(n_feat=16), init=tmp_path / "first")
 
