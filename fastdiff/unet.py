@@ -20,9 +20,9 @@ from .config import ModelConfig
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm that runs in float32 on feature maps smaller than 32x32 and returns the input's dtype.
     The result is the same as PyTorch's bf16 kernel (which also computes in float32), but that kernel
-    is slow on channels-last maps with few channels per group: on this project's 2-core CPU (torch
+    is slow on channels-last maps with few channels per group: on a 2-core Intel Xeon with AMX (torch
     2.13, batch 32) 3.6 ms at 64x16x16 against 0.5 ms in float32, while at 32x32 it is the faster one.
-    Together a guided forward pass takes 41 ms instead of 57."""
+    Together a guided forward pass there takes 41 ms instead of 57."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32 or x.shape[-1] * x.shape[-2] >= 32 * 32:
