@@ -1,7 +1,8 @@
 """The app in a real browser (Debian's Chromium through Playwright): frames stream into the page while
 sampling, and every tab renders. Screenshots app-<tab>.png go to a temporary folder. With
 FASTDIFF_SCREENSHOTS=assets (a folder relative to the repository), one more test serves the shipped
-checkpoints and retakes the README's screenshots there."""
+checkpoints and retakes the README's screenshots there; run it alone (-k readme_screenshots), since
+the module's page fixture keeps its own Playwright session open."""
 import os
 import re
 import shutil
@@ -95,7 +96,7 @@ def test_cancel_stops_a_run_at_once(page):
 def test_compare_tab(page, screenshot):
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare").click()
-    page.locator("#compare-plot img, #compare-plot svg, #compare-plot canvas").first.wait_for(timeout=120_000)
+    page.locator("#compare-plot img").first.wait_for(timeout=120_000)  # the figure; the spinner is an svg
     time.sleep(1)
     screenshot(page, "compare")
 
@@ -146,7 +147,7 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
         shot(page, "generate")
         page.get_by_role("tab", name="Compare").click()
         page.locator("#compare").click()
-        page.locator("#compare-plot img, #compare-plot svg, #compare-plot canvas").first.wait_for(timeout=300_000)
+        page.locator("#compare-plot img").first.wait_for(timeout=300_000)  # the figure; the spinner is an svg
         time.sleep(1)
         shot(page, "compare")
         page.get_by_role("tab", name="Train").click()
