@@ -109,10 +109,11 @@ def load_state_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
 
 
 def images_seen_total(training: dict) -> int | None:
-    """Training images a checkpoint has seen, counting the checkpoint it was warm-started from."""
+    """Training images a checkpoint has seen, counting the checkpoint it was warm-started from (which
+    may itself not know its count: then only this run's)."""
     if "images_seen" not in training:
         return None
-    return training["images_seen"] + training.get("warm_start", {}).get("images_seen", 0)
+    return training["images_seen"] + ((training.get("warm_start") or {}).get("images_seen") or 0)
 
 
 def load_model(folder: Path, device: str | torch.device = "cpu") -> tuple[UNet, DiffusionConfig, dict]:

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from fastdiff.checkpoint import CheckpointError, load_model, save_model
+from fastdiff.checkpoint import CheckpointError, images_seen_total, load_model, save_model
 from fastdiff.config import DiffusionConfig
 from fastdiff.unet import UNet
 
@@ -64,3 +64,9 @@ def test_loading_never_unpickles(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("unpickled"))
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load"))
     load_model(tiny_checkpoint)
+
+
+def test_images_seen_count_the_warm_start_when_it_is_known():
+    assert images_seen_total({"images_seen": 10, "warm_start": {"checkpoint": "a", "images_seen": 5}}) == 15
+    assert images_seen_total({"images_seen": 10, "warm_start": {"checkpoint": "a", "images_seen": None}}) == 10
+    assert images_seen_total({"images_seen": 10}) == 10 and images_seen_total({}) is None
