@@ -138,7 +138,7 @@ def cmd_train(args) -> None:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                precision=args.precision, seed=args.seed, ema_decay=args.ema_decay,
                                warmup_steps=args.warmup_steps, preview_every=args.preview_every,
-                               eval_every=args.eval_every)
+                               eval_every=args.eval_every, freeze_base=args.freeze_base)
     diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
     if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
@@ -285,6 +285,9 @@ def build_parser() -> Parser:
     train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
+    train.add_argument("--freeze-base", action="store_true",
+                       help="with --init: keep the plain U-Net's weights fixed and train only the layers "
+                            "--cascade or --attention adds")
     train.set_defaults(run=cmd_train)
 
     plot = commands.add_parser("plot", help="draw a run's loss and learning-rate curves (loss.png)")

@@ -73,6 +73,8 @@ class TrainConfig:
     ema_decay: float = 0.999     # EMA of the weights, ramped up over the first steps
     precision: str = "auto"      # auto | fp32 | bf16 | fp16
     grad_clip: float = 1.0       # max global gradient norm (0 = off)
+    freeze_base: bool = False    # keep the plain U-Net's weights (from --init) fixed; train only the
+                                 # layers a cascade or the attention variant adds
     seed: int = 0                # seeds initialisation, data order, noise and dropout
     preview_every: int = 5       # epochs between denoising previews (0 = never)
     eval_every: int = 0          # epochs between quality probes (class accuracy, KID) in the log (0 = never)

@@ -114,6 +114,8 @@ class Trainer:
         self.warm_start: dict | None = None  # the checkpoint this run started from, and what it had seen
         if init is not None:
             self._warm_start(Path(init))
+        if train_config.freeze_base:
+            self._freeze_base(started_from_weights=init is not None or resume)
         self.ema = EMA(self.model, train_config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
@@ -142,6 +144,18 @@ class Trainer:
         strict = init_cascade == self.cascade_config and not adds_attention
         self.model.load_state_dict(init_model.state_dict(), strict=strict)
         self.warm_start = {"checkpoint": str(init), "images_seen": ckpt.images_seen_total(init_training)}
+
+    def _freeze_base(self, started_from_weights: bool) -> None:
+        """Stop gradients to every weight the plain U-Net has, so that only the added layers train
+        (they start at zero, so the run starts as the warm-start model and its base path stays it)."""
+        if not started_from_weights:
+            raise ValueError("freezing the base keeps its weights fixed, so it needs a warm start (--init)")
+        plain = UNet(from_dict(ModelConfig, {**to_dict(self.model_config), "attention": False})).state_dict()
+        if all(name in plain for name, _ in self.model.named_parameters()):
+            raise ValueError("freezing the base leaves nothing to train: only a cascade (--cascade) or the "
+                             "attention variant (--attention) adds layers to the plain U-Net")
+        for name, parameter in self.model.named_parameters():
+            parameter.requires_grad_(name not in plain)
 
     # -- state ---------------------------------------------------------------------------------------
 

@@ -184,6 +184,24 @@ def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path):
     assert resumed.step == trainer.step
 
 
+def test_freeze_base_trains_only_the_added_layers_and_needs_a_warm_start(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, precision="fp32", preview_every=0)
+    Trainer(color_dataset(), tmp_path / "plain", config, ModelConfig(n_feat=8)).run()
+    frozen = TrainConfig(**{**config.__dict__, "freeze_base": True})
+    trainer = Trainer(color_dataset(), tmp_path / "cascade", frozen, ModelConfig(n_feat=8),
+                      init=tmp_path / "plain", cascade_config=CascadeConfig())
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    plain_names = set(UNet(trainer.model_config).state_dict())
+    changed = {k for k, v in trainer.model.state_dict().items() if not torch.equal(start[k], v)}
+    assert changed and not changed & plain_names
+    assert {"inputs.8.weight", "conditions.32.weight", "resolution_embedding.weight"} <= changed
+    with pytest.raises(ValueError, match="needs a warm start"):
+        Trainer(color_dataset(), tmp_path / "scratch", frozen, ModelConfig(n_feat=8), cascade_config=CascadeConfig())
+    with pytest.raises(ValueError, match="nothing to train"):
+        Trainer(color_dataset(), tmp_path / "again", frozen, ModelConfig(n_feat=8), init=tmp_path / "plain")
+
+
 def test_effective_nfe_scales_low_resolution_steps_by_latency():
     # The paper's CIFAR-10 stages (18, 13, 17 NFEs) with latencies 0.1 and 0.2 of the 32x32 one:
     # 17 + 1.8 + 2.6 = 21.4 -> 22, the paper's effective NFE.
