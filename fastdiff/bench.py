@@ -102,13 +102,20 @@ def grid_setup(kind: str, checkpoint: Path | None):
 
 
 def time_run(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps: int | None,
-             timed_steps: int | None = None) -> dict:
+             timed_steps: int | None = None, repeats: int = 1) -> dict:
     """Seconds of run(sampler, steps) after a run("ddim", 2) warm-up (first-call allocations and kernel
-    selection); with timed_steps, the mean step time over that many steps extrapolated to all steps."""
+    selection), the fastest of `repeats` runs (as timeit); with timed_steps, the mean step time over that
+    many steps extrapolated to all steps."""
     start = time.perf_counter()
     for _ in run("ddim", 2):
         pass
     warmup = time.perf_counter() - start
+    runs = [_timed(run, sampler, steps, timed_steps) for _ in range(repeats)]
+    return min(runs, key=lambda result: result["seconds"]) | {"warmup_s": warmup}
+
+
+def _timed(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps: int | None,
+           timed_steps: int | None) -> dict:
     start = time.perf_counter()
     first_frame, done = None, 0
     for step in run(sampler, steps):
@@ -118,7 +125,7 @@ def time_run(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps
         if timed_steps and done == timed_steps:
             break
     return {"seconds": (time.perf_counter() - start) * step.num_steps / done, "first_frame_s": first_frame,
-            "extrapolated_from": done if done < step.num_steps else None, "warmup_s": warmup}
+            "extrapolated_from": done if done < step.num_steps else None}
 
 
 def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:

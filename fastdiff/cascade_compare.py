@@ -1,10 +1,11 @@
 """The cascade's measured comparison, `python -m fastdiff bench cascade`: the single-resolution model
 against 2- and 3-stage LowDiff cascades, speed and quality in one run, written to assets/cascade.md.
 
-Speed: seconds per guided batch of 64 images (each configuration in a fresh process, so that its peak
-memory is its own), images/s, NFE per resolution and the effective NFE of appendix B (step latencies
-measured at that batch). Quality: class accuracy and KID of n samples with the project's evaluator.
-With --sweep, first appendix C's sweep of the first stage's truncation point, scored by KID.
+Speed: seconds per guided batch of 64 images, the fastest of TIMING_REPEATS runs (each configuration
+in a fresh process, so that its peak memory is its own), images/s, NFE per resolution and the
+effective NFE of appendix B (step latencies measured at that batch). Quality: class accuracy and KID
+of n samples with the project's evaluator. With --sweep, first appendix C's sweep of the first
+stage's truncation point, scored by KID.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .samplers import SAMPLER_NAMES
 from .schedule import NoiseSchedule
 
 SAMPLER_STEPS = (("ddim", 50), ("dpm++", 20))
+TIMING_REPEATS = 3
 
 
 def time_batch(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int) -> dict:
@@ -41,7 +43,7 @@ def time_batch(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] |
         plan = chosen if num_steps == steps else default_stages(len(chosen), model, schedule, sampler_name, num_steps)
         return cascade_sample_steps(model, schedule, labels, seeds, plan, GUIDANCE, precision=precision)
 
-    result = time_run(run, sampler, steps)
+    result = time_run(run, sampler, steps, repeats=TIMING_REPEATS)
     nfe = stage_nfe(chosen)
     latency = measure_step_latency(model, batch_size=2 * batch_size) if len(chosen) > 1 else {}
     return result | {"nfe": nfe, "effective_nfe": effective_nfe(nfe, latency) if latency else sum(nfe.values()),
@@ -77,8 +79,8 @@ def sweep_first_stage(judge: QualityJudge, cascade: Path, base: list[Stage], n: 
 
 def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str, n: int = 500,
             with_sweep: bool = False, sweep_n: int = 200, batch_size: int = 64) -> str:
-    """The comparison table (and the sweeps) as markdown. single: a plain checkpoint to show beside the
-    cascade's own weights sampled at full resolution, which the cascade rows are compared against."""
+    """The comparison table (and the sweeps) as markdown. single: the plain checkpoint the cascade rows
+    are compared against; without one, the cascade's own weights sampled at full resolution."""
     model, diffusion, _ = load_model(cascade)  # a clear error when it is missing
     if len(resolutions_of(model)) < 3:
         raise ValueError(f"{cascade}: not a 3-resolution cascade (train one with `python -m fastdiff train --cascade`)")
@@ -99,7 +101,7 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
         for label, checkpoint, stages in configurations:
             speed = isolated(time_batch, checkpoint, sampler, steps, stages, batch_size)
             quality = judge(checkpoint, sampler, steps, stages, n)
-            if checkpoint == cascade and stages is None:
+            if stages is None and (checkpoint == single or single is None):
                 reference = (speed, quality)
             gain = (f"{100 * reference[0]['seconds'] / speed['seconds'] - 100:+.0f}%, "
                     f"{100 * (quality['class_accuracy'] - reference[1]['class_accuracy']):+.1f} points, "
@@ -112,7 +114,7 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
             print(rows[-1], flush=True)
     headers = ["model", "sampler", "NFE per resolution", "effective NFE", f"s per guided batch of {batch_size}",
                "images/s", "parameters", "peak RSS", f"class acc. (n={n})", f"KID (n={n})",
-               "vs 1 stage of the same weights: images/s, class acc., KID"]
+               f"vs {'single resolution' if single else '1 stage of the same weights'}: images/s, class acc., KID"]
     return (f"Measured with `python -m fastdiff bench cascade{' --sweep' if with_sweep else ''}` on {DATA_NOTE}, "
             f"guidance w={GUIDANCE:g}, on: {machine()}. For scale, the KID between {n} real test images "
             f"and the rest of the test split is {real_kid:.4f}.\n\n" + markdown_table(headers, rows) + "\n\n"

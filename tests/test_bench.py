@@ -54,7 +54,7 @@ def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_pat
         for stages in (2, 3) for sampler, steps in (("ddim", 50), ("dpm++", 20))]
 
 
-def test_time_run_warms_up_then_runs_and_extrapolates_a_cut_run():
+def test_time_run_warms_up_then_runs_repeats_and_extrapolates_a_cut_run():
     calls = []
 
     def run(sampler, steps):
@@ -64,6 +64,9 @@ def test_time_run_warms_up_then_runs_and_extrapolates_a_cut_run():
     assert time_run(run, "ddpm", 10)["extrapolated_from"] is None
     assert time_run(run, "ddpm", 10, timed_steps=3)["extrapolated_from"] == 3
     assert calls == [("ddim", 2), ("ddpm", 10)] * 2
+    calls.clear()
+    assert time_run(run, "ddpm", 10, repeats=3)["seconds"] > 0
+    assert calls == [("ddim", 2)] + [("ddpm", 10)] * 3
 
 
 def test_cascade_timing_reports_nfe_per_resolution_and_effective_nfe(tmp_path):
