@@ -97,6 +97,8 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 cascade = gr.Checkbox(False, label="cascade (LowDiff: 8x8, 16x16 and 32x32)")
             warm_start = gr.Dropdown([NO_WARM_START] + checkpoint_names, value=NO_WARM_START,
                                      label="warm start from", allow_custom_value=True)
+            freeze_base = gr.Checkbox(False, label="keep the warm start's U-Net fixed: train only the cascade's "
+                                                   "added layers (fast, keeps its 32x32 quality)")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train")
                 stop = gr.Button("Stop", variant="stop")
@@ -107,7 +109,7 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                                elem_classes="pixels", interactive=False)
     timer = gr.Timer(1.0, active=False)
     start.click(backend.start_training,
-                [dataset, upload, epochs, batch_size, precision, attention, cascade, warm_start],
+                [dataset, upload, epochs, batch_size, precision, attention, cascade, warm_start, freeze_base],
                 [status, timer], api_name="train", concurrency_limit=1)
     stop.click(backend.stop_training, None, status, api_name="stop_training")
     return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}

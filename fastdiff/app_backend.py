@@ -130,7 +130,8 @@ class Backend:
             raise ValueError(f"{path}: not found; upload a .zip of class folders instead")
         return path
 
-    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start):
+    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start,
+                       freeze_base=False):
         """Start a background run; returns (status, polling timer)."""
         with user_errors():
             dataset = self.dataset_path(dataset_text, upload)
@@ -149,9 +150,13 @@ class Backend:
                 if self.store.is_cascade(warm_start) and not cascade:
                     raise ValueError(f"warm start: {warm_start} is a cascade; tick 'cascade' to continue it")
                 model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
+            if freeze_base and (init is None or not cascade):
+                raise ValueError("keeping the base fixed trains only a cascade's added layers: tick 'cascade' "
+                                 "and pick a checkpoint to warm-start from")
             name = (time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base")
                     + ("-cascade" if cascade else ""))
-            train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision)
+            train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision,
+                                       freeze_base=bool(freeze_base))
             self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init,
                                 CascadeConfig() if cascade else None)
         return self.training.summary(), gr.Timer(active=True)

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -152,9 +153,9 @@ def png(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base", cascade=False):
+def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base", cascade=False, freeze_base=False):
     return client.predict(dataset, handle_file(upload) if upload else None, epochs, 4, "fp32", False, cascade,
-                          warm_start, api_name="/train")
+                          warm_start, freeze_base, api_name="/train")
 
 
 def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generate(served, tmp_path):
@@ -182,11 +183,17 @@ def test_the_cascade_switch_trains_a_cascade(served, tmp_path):
     data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in "abcdefghij" for i in range(2)})
     with pytest.raises(AppError, match="warm start: cifar10-cascade is a cascade; tick 'cascade'"):
         train(client, upload=data, warm_start="cifar10-cascade")
-    train(client, upload=data, cascade=True)  # warm-started from the plain cifar10-base
+    with pytest.raises(AppError, match="keeping the base fixed trains only a cascade's added layers"):
+        train(client, upload=data, freeze_base=True)
+    train(client, upload=data, cascade=True, freeze_base=True)  # warm-started from the plain cifar10-base
     backend.training._thread.join(timeout=120)
     assert backend.training.state.phase == "finished", backend.training.state.message
     run = "runs/" + backend.training.state.out_dir.name
     assert run.endswith("-cascade") and backend.store.is_cascade(run)
+    assert backend.training.trainer.config.freeze_base
+    base = backend.store.load("cifar10-base").model.state_dict()
+    trained = backend.store.load(run).model.state_dict()
+    assert all(torch.equal(base[k].half(), trained[k].half()) for k in base)  # only the added layers moved
     assert generate(client, checkpoint=run, stages=3, steps=4)[1].startswith("done: step 6/6 · stage 3/3")
 
 
