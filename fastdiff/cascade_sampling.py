@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .cascade import upsample_condition
+from .device import autocast, resolve_precision
 from .guidance import GuidedDenoiser
 from .pipeline import DEFAULT_STEPS, check_settings
 from .samplers import SAMPLERS, ImageRNG, SamplerSteps, Step, timestep_grid
@@ -178,22 +179,27 @@ def format_nfe(nfe: dict[int, int]) -> str:
 
 
 @torch.inference_mode()
-def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10) -> dict[int, float]:
+def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10,
+                         precision: str = "auto") -> dict[int, float]:
     """Average seconds of one model evaluation at each of the model's resolutions on its device (with
-    the condition where the resolution takes one), after a warm-up call: appendix B's step latency."""
+    the condition where the resolution takes one), after a warm-up call: appendix B's step latency.
+    Timed as the samplers call the network (inference mode, autocast at the sampling precision), since
+    the ratios between resolutions differ between bf16 and fp32."""
     device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
     latency = {}
     for i, size in enumerate(resolutions_of(model)):
         x = torch.randn(batch_size, model.config.image_channels, size, size, device=device)
         t = torch.zeros(batch_size, dtype=torch.long, device=device)
         call = (lambda: model(x, t)) if i == 0 else (lambda: model(x, t, None, x))
         times = []
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            call()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - start)
+        with torch.inference_mode(), autocast(device, precision):
+            for _ in range(repeats + 1):
+                start = time.perf_counter()
+                call()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - start)
         latency[size] = statistics.fmean(times[1:])
     return latency
 
