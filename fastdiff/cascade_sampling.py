@@ -193,7 +193,7 @@ def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10,
         t = torch.zeros(batch_size, dtype=torch.long, device=device)
         call = (lambda: model(x, t)) if i == 0 else (lambda: model(x, t, None, x))
         times = []
-        with torch.inference_mode(), autocast(device, precision):
+        with autocast(device, precision):
             for _ in range(repeats + 1):
                 start = time.perf_counter()
                 call()
