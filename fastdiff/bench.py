@@ -106,12 +106,25 @@ def time_run(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps
     """Seconds of run(sampler, steps) after a run("ddim", 2) warm-up (first-call allocations and kernel
     selection), the fastest of `repeats` runs (as timeit); with timed_steps, the mean step time over that
     many steps extrapolated to all steps."""
-    start = time.perf_counter()
-    for _ in run("ddim", 2):
-        pass
-    warmup = time.perf_counter() - start
-    runs = [_timed(run, sampler, steps, timed_steps) for _ in range(repeats)]
-    return min(runs, key=lambda result: result["seconds"]) | {"warmup_s": warmup}
+    return time_runs([run], sampler, steps, timed_steps, repeats)[0]
+
+
+def time_runs(runs: list[Callable[[str, int | None], SamplerSteps]], sampler: str, steps: int | None,
+              timed_steps: int | None = None, rounds: int = 1) -> list[dict]:
+    """time_run for several configurations in one process: all are warmed up, then each is timed once per
+    round, taking turns, so that a drift of the machine's speed over minutes falls on all alike; the
+    fastest round of each."""
+    warmups = []
+    for run in runs:
+        start = time.perf_counter()
+        drain(run("ddim", 2))
+        warmups.append(time.perf_counter() - start)
+    timings = [[] for _ in runs]
+    for _ in range(rounds):
+        for run, timing in zip(runs, timings):
+            timing.append(_timed(run, sampler, steps, timed_steps))
+    return [min(timing, key=lambda result: result["seconds"]) | {"warmup_s": warmup}
+            for timing, warmup in zip(timings, warmups)]
 
 
 def _timed(run: Callable[[str, int | None], SamplerSteps], sampler: str, steps: int | None,

@@ -1,19 +1,22 @@
 """The cascade's measured comparison, `python -m fastdiff bench cascade`: the single-resolution model
 against 2- and 3-stage LowDiff cascades, speed and quality in one run, written to assets/cascade.md.
 
-Speed: seconds per guided batch of 64 images, the fastest of TIMING_REPEATS runs (each configuration
-in a fresh process, so that its peak memory is its own), images/s, NFE per resolution and the
-effective NFE of appendix B (step latencies measured at that batch). Quality: class accuracy and KID
+Speed: seconds per guided batch of 64 images, the fastest of TIMING_ROUNDS rounds in which the
+configurations take turns (the speed of a shared machine drifts by ~20% over minutes), images/s, NFE
+per resolution, the effective NFE of appendix B (step latencies measured at that batch) and the peak
+memory of each configuration in a fresh process. Quality: class accuracy and KID
 of n samples with the project's evaluator. With --sweep, first appendix C's sweep of the first
-stage's truncation point, scored by KID.
+stage's truncation point, scored by KID, then of the final stage's step count: the fewest steps that
+match the single-resolution model's quality.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
-from .bench import GUIDANCE, isolated, machine, markdown_table, time_run
+from .bench import GUIDANCE, isolated, machine, markdown_table, time_runs
 from .cascade_sampling import (Stage, cascade_sample_steps, default_stages, effective_nfe, format_nfe,
                                measure_step_latency, resolutions_of, stage_nfe, sweep, sweep_grid)
 from .checkpoint import load_model
@@ -22,32 +25,59 @@ from .data import load_dataset
 from .device import resolve_device, resolve_precision
 from .evaluate import DATA_NOTE, sample_quality
 from .metrics import kid
-from .samplers import SAMPLER_NAMES
+from .samplers import SAMPLER_NAMES, drain
 from .schedule import NoiseSchedule
 
 SAMPLER_STEPS = (("ddim", 50), ("dpm++", 20))
-TIMING_REPEATS = 3
+TIMING_ROUNDS = 3
+TARGET_GAIN = 0.5           # the issue's target: +50% images/s over the single-resolution model
+TARGET_MATCH = (2.0, 1.10)  # at matched quality: class accuracy within 2 points, KID within 10%
+SWEEP_MATCH = (1.0, 1.05)   # the final-stage sweep asks for half that
+FINAL_FRACTIONS = (0.3, 0.35, 0.4, 0.45, 0.5)  # the final stage's steps as fractions of the sampler's
+
+Configuration = tuple[str, Path, list[Stage] | None]  # (label, checkpoint, stages; None: plain sampling)
 
 
-def time_batch(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int) -> dict:
-    """Seconds for one guided batch of images (plain sampling when stages is None), and the effective
-    NFE from step latencies at the guided batch size."""
+def batch_run(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int):
+    """(run, model): run(sampler, steps) samples one guided batch with the given stages (plain sampling
+    when stages is None); other (sampler, steps), as for the warm-up, use the default stages."""
     device = resolve_device()
     model, diffusion, _ = load_model(checkpoint, device)
     schedule, precision = NoiseSchedule(diffusion), resolve_precision("auto", device)
     labels = torch.arange(batch_size, device=device) % model.config.num_classes
-    seeds = list(range(batch_size))
     chosen = stages or [Stage(model.config.image_size, sampler, steps)]
 
     def run(sampler_name: str, num_steps: int | None):
         plan = chosen if num_steps == steps else default_stages(len(chosen), model, schedule, sampler_name, num_steps)
-        return cascade_sample_steps(model, schedule, labels, seeds, plan, GUIDANCE, precision=precision)
+        return cascade_sample_steps(model, schedule, labels, list(range(batch_size)), plan, GUIDANCE,
+                                    precision=precision)
+    return run, model
 
-    result = time_run(run, sampler, steps, repeats=TIMING_REPEATS)
-    nfe = stage_nfe(chosen)
-    latency = measure_step_latency(model, batch_size=2 * batch_size) if len(chosen) > 1 else {}
-    return result | {"nfe": nfe, "effective_nfe": effective_nfe(nfe, latency) if latency else sum(nfe.values()),
-                     "parameters": sum(p.numel() for p in model.parameters())}
+
+def sample_one_batch(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int) -> dict:
+    """One guided batch, for isolated() to measure a configuration's peak memory in a process of its own."""
+    run, _ = batch_run(checkpoint, sampler, steps, stages, batch_size)
+    drain(run(sampler, steps))
+    return {}
+
+
+def time_batches(configurations: list[Configuration], sampler: str, steps: int, batch_size: int) -> list[dict]:
+    """Per configuration: seconds for one guided batch, timed in TIMING_ROUNDS rounds in this process with
+    the configurations taking turns (time_runs), so that they are compared at the same machine speed;
+    NFE per resolution, effective NFE from step latencies at the guided batch size, parameters, and the
+    peak memory of the batch sampled in a fresh process."""
+    runs, models = zip(*(batch_run(checkpoint, sampler, steps, stages, batch_size)
+                         for _, checkpoint, stages in configurations))
+    timings = time_runs(list(runs), sampler, steps, rounds=TIMING_ROUNDS)
+    results = []
+    for (_, checkpoint, stages), model, timing in zip(configurations, models, timings):
+        nfe = stage_nfe(stages or [Stage(model.config.image_size, sampler, steps)])
+        latency = measure_step_latency(model, batch_size=2 * batch_size) if stages else {}
+        memory = isolated(sample_one_batch, checkpoint, sampler, steps, stages, batch_size)
+        results.append(timing | memory | {"nfe": nfe, "effective_nfe": effective_nfe(nfe, latency) if stages
+                                          else sum(nfe.values()),
+                                          "parameters": sum(p.numel() for p in model.parameters())})
+    return results
 
 
 class QualityJudge:
@@ -77,6 +107,32 @@ def sweep_first_stage(judge: QualityJudge, cascade: Path, base: list[Stage], n: 
     return markdown_table(["NFE", "first stage truncated after", f"KID (n={n})"], rows), scored[0][1]
 
 
+def matches(quality: dict, reference: dict, points: float, kid_ratio: float) -> bool:
+    """Whether quality is within `points` of the reference's class accuracy and within kid_ratio of its KID."""
+    return (100 * (reference["class_accuracy"] - quality["class_accuracy"]) <= points
+            and quality["kid"] <= kid_ratio * reference["kid"])
+
+
+def sweep_final_stage(judge: QualityJudge, cascade: Path, base: list[Stage], reference: dict,
+                      n: int) -> tuple[str, list[Stage]]:
+    """The final stage's step count, which costs the most (a full-resolution evaluation each): the
+    fewest steps among FINAL_FRACTIONS of the sampler's steps whose n samples match the reference's
+    quality within half the target's tolerance (SWEEP_MATCH: room for the noise of n samples); the
+    default stages when none does. Returns (markdown table, chosen stages)."""
+    sampler, steps = base[0].sampler, base[0].num_steps
+    rows, chosen = [], None
+    for fraction in FINAL_FRACTIONS:
+        stages = base[:-1] + [dataclasses.replace(base[-1], num_steps=max(1, round(steps * fraction)))]
+        quality = judge(cascade, sampler, steps, stages, n)
+        match = matches(quality, reference, *SWEEP_MATCH)
+        chosen = chosen or (stages if match else None)
+        rows.append([format_nfe(stage_nfe(stages)), f"{100 * quality['class_accuracy']:.1f}%",
+                     f"{quality['kid']:.4f}", "yes" if match else "no"])
+    headers = ["NFE", f"class acc. (n={n})", f"KID (n={n})",
+               f"matches the reference ({100 * reference['class_accuracy']:.1f}%, KID {reference['kid']:.4f})"]
+    return markdown_table(headers, rows), chosen or base
+
+
 def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str, n: int = 500,
             with_sweep: bool = False, sweep_n: int = 200, batch_size: int = 64) -> str:
     """The comparison table (and the sweeps) as markdown. single: the plain checkpoint the cascade rows
@@ -92,30 +148,41 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
     for sampler, steps in SAMPLER_STEPS:
         configurations = [(f"single resolution ({single.name})", single, None)] if single else []
         configurations.append((f"{cascade.name}, 1 stage", cascade, None))
+        if with_sweep:
+            sweep_reference = judge(single or cascade, sampler, steps, None, sweep_n)
         for num_stages in (2, 3):
             stages = default_stages(num_stages, model, NoiseSchedule(diffusion), sampler, steps)
             if with_sweep:
-                table, stages = sweep_first_stage(judge, cascade, stages, sweep_n)
-                sections.append(f"### Sweep: {num_stages} stages, {SAMPLER_NAMES[sampler]}-{steps}\n\n{table}\n")
+                first, stages = sweep_first_stage(judge, cascade, stages, sweep_n)
+                final, stages = sweep_final_stage(judge, cascade, stages, sweep_reference, sweep_n)
+                sections.append(f"### Sweep: {num_stages} stages, {SAMPLER_NAMES[sampler]}-{steps}\n\n"
+                                f"First stage's truncation point (lowest KID):\n\n{first}\n\n"
+                                f"Final stage's steps (the fewest that match the reference, "
+                                f"{configurations[0][0]} at n={sweep_n}):\n\n{final}\n")
             configurations.append((f"{cascade.name}, {num_stages} stages", cascade, stages))
-        for label, checkpoint, stages in configurations:
-            speed = isolated(time_batch, checkpoint, sampler, steps, stages, batch_size)
+        for (label, checkpoint, stages), speed in zip(configurations, time_batches(configurations, sampler, steps,
+                                                                                 batch_size)):
             quality = judge(checkpoint, sampler, steps, stages, n)
             if stages is None and (checkpoint == single or single is None):
                 reference = (speed, quality)
-            gain = (f"{100 * reference[0]['seconds'] / speed['seconds'] - 100:+.0f}%, "
-                    f"{100 * (quality['class_accuracy'] - reference[1]['class_accuracy']):+.1f} points, "
-                    f"x{quality['kid'] / reference[1]['kid']:.2f}" if stages else "")
+            gain = reference[0]["seconds"] / speed["seconds"] - 1
+            met = gain >= TARGET_GAIN and matches(quality, reference[1], *TARGET_MATCH)
+            versus = (f"{100 * gain:+.0f}%, {100 * (quality['class_accuracy'] - reference[1]['class_accuracy']):+.1f} "
+                      f"points, x{quality['kid'] / reference[1]['kid']:.2f}: target {'met' if met else 'not met'}"
+                      if stages else "")
             rows.append([label, f"{SAMPLER_NAMES[sampler]}-{steps}", format_nfe(speed["nfe"]), speed["effective_nfe"],
                          f"{speed['seconds']:.2f}", f"{batch_size / speed['seconds']:.1f}",
                          f"{speed['parameters'] / 1e6:.3f}M", f"{speed['peak_rss_mb']:.0f} MB",
                          f"{100 * quality['class_accuracy']:.1f}%", f"{quality['kid']:.4f} ± {quality['kid_std']:.4f}",
-                         gain])
+                         versus])
             print(rows[-1], flush=True)
     headers = ["model", "sampler", "NFE per resolution", "effective NFE", f"s per guided batch of {batch_size}",
                "images/s", "parameters", "peak RSS", f"class acc. (n={n})", f"KID (n={n})",
                f"vs {'single resolution' if single else '1 stage of the same weights'}: images/s, class acc., KID"]
-    return (f"Measured with `python -m fastdiff bench cascade{' --sweep' if with_sweep else ''}` on {DATA_NOTE}, "
-            f"guidance w={GUIDANCE:g}, on: {machine()}. For scale, the KID between {n} real test images "
-            f"and the rest of the test split is {real_kid:.4f}.\n\n" + markdown_table(headers, rows) + "\n\n"
-            + "\n".join(sections))
+    command = (f"python -m fastdiff bench cascade --n {n} --batch {batch_size}"
+               + (f" --sweep --sweep-n {sweep_n}" if with_sweep else ""))
+    target = (f"Target: at least +{100 * TARGET_GAIN:.0f}% images/s at class accuracy within {TARGET_MATCH[0]:g} "
+              f"points and KID within {100 * TARGET_MATCH[1] - 100:.0f}% of the single-resolution model.")
+    return (f"Measured with `{command}` on {DATA_NOTE}, guidance w={GUIDANCE:g}, on: {machine()}. For scale, the "
+            f"KID between {n} real test images and the rest of the test split is {real_kid:.4f}. {target}\n\n"
+            + markdown_table(headers, rows) + "\n\n" + "\n".join(sections))

@@ -328,7 +328,8 @@ def build_parser() -> Parser:
     bench.add_argument("--batch", type=int, default=64, help="cascade: images per timed batch")
     bench.add_argument("--data", default="../shared/data/cifar10-jpeg.zip", help="cascade: real images (test split)")
     bench.add_argument("--n", type=int, default=500, help="cascade: samples per quality measurement")
-    bench.add_argument("--sweep", action="store_true", help="cascade: first sweep the first stage's truncation point")
+    bench.add_argument("--sweep", action="store_true",
+                       help="cascade: first sweep the first stage's truncation point and the final stage's steps")
     bench.add_argument("--sweep-n", type=int, default=200, help="cascade: samples per sweep candidate")
     bench.set_defaults(run=cmd_bench)
     return parser

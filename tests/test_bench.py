@@ -6,7 +6,7 @@ import torch
 from conftest import make_tiny_checkpoint
 from fastdiff.baseline import BaselineConfig, BaselineUNet
 from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, markdown_table, quality, sample_jobs, time_app_streaming,
-                            time_cascade_sampling, time_run, time_sampling)
+                            time_cascade_sampling, time_run, time_runs, time_sampling)
 from fastdiff.bench_app import app_peak_memory
 from fastdiff.samplers import Step
 from fastdiff.config import ModelConfig
@@ -67,6 +67,20 @@ def test_time_run_warms_up_then_runs_repeats_and_extrapolates_a_cut_run():
     calls.clear()
     assert time_run(run, "ddpm", 10, repeats=3)["seconds"] > 0
     assert calls == [("ddim", 2)] + [("ddpm", 10)] * 3
+
+
+def test_time_runs_warms_all_up_then_lets_them_take_turns_in_rounds():
+    calls = []
+
+    def recorder(name):
+        def run(sampler, steps):
+            calls.append((name, steps))
+            return (Step(i, steps, 0, torch.zeros(1), torch.zeros(1)) for i in range(steps))
+        return run
+
+    results = time_runs([recorder("a"), recorder("b")], "ddim", 3, rounds=2)
+    assert calls == [("a", 2), ("b", 2)] + [("a", 3), ("b", 3)] * 2
+    assert len(results) == 2 and all(result["seconds"] > 0 and result["warmup_s"] > 0 for result in results)
 
 
 def test_cascade_timing_reports_nfe_per_resolution_and_effective_nfe(tmp_path):

@@ -104,7 +104,8 @@ def test_bench_cascade_compares_stages_with_speed_and_quality(tmp_path, classifi
     table = (tmp_path / "assets" / "cascade.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| cifar10") or line.startswith("| single")]
     assert code == 0 and len(rows) == 8  # (base, cascade at 1, 2 and 3 stages) x (DDIM-50, DPM-Solver++ 20)
-    assert table.count("### Sweep") == 4 and "at 8x8" in table and "points" in table
+    assert table.count("### Sweep") == 4 and table.count("matches the reference") == 4 and "at 8x8" in table
+    assert all(row.count("target") == 1 for row in rows if "stages" in row) and "--sweep --sweep-n 2" in table
 
 
 def test_bench_cascade_needs_a_cascade_checkpoint(tmp_path, capsys):
