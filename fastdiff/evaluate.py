@@ -106,6 +106,23 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
     }
 
 
+class QualityJudge:
+    """The evaluator and the test split's features, loaded once, for scoring many sample sets: class
+    accuracy, KID and FD of n guided samples of a model (sample_quality)."""
+
+    def __init__(self, classifier_dir: Path, data: str, device: torch.device):
+        self.precision = resolve_precision("auto", device)
+        self.classifier, _ = load_classifier(classifier_dir, device)
+        test = load_dataset(data, "test")
+        _, self.test_features = classify(self.classifier, test.images.float().div(127.5).sub(1), self.precision)
+
+    def __call__(self, model, schedule: NoiseSchedule, n: int, sampler: str = "ddim", steps: int | None = 50,
+                 stages: int | list[Stage] = 1) -> dict:
+        metrics, _ = sample_quality(model, schedule, self.classifier, self.test_features, n, sampler, steps,
+                                    stages=stages, precision=self.precision)
+        return metrics
+
+
 class QualityProbe:
     """Class accuracy and KID of a model in training (`train --eval-every`): n guided DDIM-50 samples
     (w = 2, every cascade stage) against the test split, the curve of quality over training."""
@@ -113,14 +130,10 @@ class QualityProbe:
     def __init__(self, classifier_dir: Path, data: str, n: int, device: torch.device):
         if n < 2:
             raise ValueError(f"the quality probe needs at least 2 samples, got {n}")
-        self.n, self.precision = n, resolve_precision("auto", device)
-        self.classifier, _ = load_classifier(classifier_dir, device)
-        test = load_dataset(data, "test")
-        _, self.test_features = classify(self.classifier, test.images.float().div(127.5).sub(1), self.precision)
+        self.n, self.judge = n, QualityJudge(classifier_dir, data, device)
 
     def __call__(self, model, schedule: NoiseSchedule) -> dict:
-        metrics, _ = sample_quality(model, schedule, self.classifier, self.test_features, self.n,
-                                    stages=len(resolutions_of(model)), precision=self.precision)
+        metrics = self.judge(model, schedule, self.n, stages=len(resolutions_of(model)))
         return {"class_accuracy": metrics["class_accuracy"], "kid": metrics["kid"], "eval_n": self.n}
 
 

@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import make_tiny_checkpoint
+from fastdiff.cascade_compare import sweep_final_stage
+from fastdiff.cascade_sampling import Stage
 from fastdiff.checkpoint import CheckpointError
 from fastdiff.classifier import load_classifier, train_classifier
 from fastdiff.cli import main
@@ -106,6 +108,23 @@ def test_bench_cascade_compares_stages_with_speed_and_quality(tmp_path, classifi
     assert code == 0 and len(rows) == 8  # (base, cascade at 1, 2 and 3 stages) x (DDIM-50, DPM-Solver++ 20)
     assert table.count("### Sweep") == 4 and table.count("matches the reference") == 4 and "at 8x8" in table
     assert all(row.count("target") == 1 for row in rows if "stages" in row) and "--sweep --sweep-n 2" in table
+
+
+def test_the_final_stage_sweep_walks_down_while_samples_match_the_reference():
+    base = [Stage(16, "ddim", 50, 22), Stage(32, "ddim", 25, None, 450)]
+    reference = {"class_accuracy": 0.80, "kid": 1.0}
+
+    def judge(kids):
+        def score(checkpoint, sampler, steps, stages, n):
+            return {"class_accuracy": 0.79, "kid": kids[stages[-1].num_steps]}
+        return score
+
+    # 20 steps fails, so 18 and 15 are not tried even though 15 would match by chance
+    table, chosen = sweep_final_stage(judge({25: 1.0, 22: 1.04, 20: 1.2, 18: 1.0, 15: 1.0}), None, base, reference, 10)
+    assert chosen == [base[0], Stage(32, "ddim", 22, None, 450)]
+    assert [line.split("|")[-2].strip() for line in table.splitlines()[2:]] == ["yes", "yes", "no"]
+    _, chosen = sweep_final_stage(judge(dict.fromkeys((25, 22, 20, 18, 15), 1.2)), None, base, reference, 10)
+    assert chosen == base  # nothing matches: the default stays
 
 
 def test_bench_cascade_needs_a_cascade_checkpoint(tmp_path, capsys):
