@@ -94,8 +94,9 @@ def sweep_first_stage(judge: Judge, cascade: Path, base: list[Stage], n: int) ->
 
 
 def matches(quality: dict, reference: dict, points: float, kid_ratio: float) -> bool:
-    """Whether quality is within `points` of the reference's class accuracy and within kid_ratio of its KID."""
-    return (100 * (reference["class_accuracy"] - quality["class_accuracy"]) <= points
+    """Whether quality is within `points` of the reference's class accuracy and within kid_ratio of its KID
+    (the accuracies are float32 shares of n, so the difference is rounded before it is compared)."""
+    return (round(100 * (reference["class_accuracy"] - quality["class_accuracy"]), 3) <= points
             and quality["kid"] <= kid_ratio * reference["kid"])
 
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import make_tiny_checkpoint
-from fastdiff.cascade_compare import sweep_final_stage
+from fastdiff.cascade_compare import matches, sweep_final_stage
 from fastdiff.cascade_sampling import Stage
 from fastdiff.checkpoint import CheckpointError
 from fastdiff.classifier import load_classifier, train_classifier
@@ -125,6 +125,13 @@ def test_the_final_stage_sweep_walks_down_while_samples_match_the_reference():
     assert [line.split("|")[-2].strip() for line in table.splitlines()[2:]] == ["yes", "yes", "no"]
     _, chosen = sweep_final_stage(judge(dict.fromkeys((25, 22, 20, 18, 15), 1.2)), None, base, reference, 10)
     assert chosen == base  # nothing matches: the default stays
+
+
+def test_matching_quality_allows_exactly_the_tolerance_of_float32_accuracies():
+    reference = {"class_accuracy": torch.tensor(0.79).item(), "kid": 1.0}
+    assert matches({"class_accuracy": torch.tensor(0.77).item(), "kid": 1.1}, reference, 2.0, 1.1)
+    assert not matches({"class_accuracy": torch.tensor(0.76).item(), "kid": 1.0}, reference, 2.0, 1.1)
+    assert not matches({"class_accuracy": 0.79, "kid": 1.11}, reference, 2.0, 1.1)
 
 
 def test_bench_cascade_needs_a_cascade_checkpoint(tmp_path, capsys):
