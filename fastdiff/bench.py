@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import platform
 import queue as queue_module
-import resource
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,7 @@ from .cascade_sampling import (cascade_sample_steps, default_stages, effective_n
 from .checkpoint import load_model
 from .config import DiffusionConfig, ModelConfig, TrainConfig
 from .data import ImageDataset
-from .device import AUTOCAST_DTYPES, resolve_device, resolve_precision
+from .device import AUTOCAST_DTYPES, peak_resident_mb, resolve_device, resolve_precision
 from .eval_record import configuration_label, measured_at, read_eval
 from .pipeline import DEFAULT_STEPS, sample_steps
 from .samplers import SamplerSteps, drain
@@ -73,7 +72,7 @@ def build(kind: str, checkpoint: Path | None = None):
 
 
 def _isolated(queue, fn, args):
-    queue.put(fn(*args) | {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    queue.put(fn(*args) | {"peak_rss_mb": peak_resident_mb()})
 
 
 def isolated(fn, *args) -> dict:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .app_models import ATTENTION, BASE, CASCADE, SHIPPED
+from .device import peak_resident_mb
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 REQUESTS = {  # shipped checkpoint -> (attention variant, cascade stages) of its Generate request
@@ -48,10 +49,7 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
             attention, stages = REQUESTS[name]
             client.predict(BASE, "random", "DDIM", steps, 2.0, attention, stages, 0, num_images, 0.0,
                            api_name="/generate")
-        status = Path(f"/proc/{server.pid}/status")
-        peak = (int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM")))
-                / 1024 if status.exists() else None)
-        return {"peak_rss_mb": peak, "generated": generated}
+        return {"peak_rss_mb": peak_resident_mb(server.pid), "generated": generated}
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import resource
+import sys
+from pathlib import Path
 
 import torch
 
@@ -20,6 +23,18 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def peak_resident_mb(pid: int | str = "self") -> float | None:
+    """A process's peak resident memory in MiB: VmHWM from /proc, which starts afresh when the process
+    executes (getrusage's ru_maxrss of a spawned process also counts its parent's memory at the fork);
+    without /proc, ru_maxrss for this process and None for another."""
+    status = Path(f"/proc/{pid}/status")
+    if status.exists():
+        return int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM"))) / 1024
+    if pid != "self":
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2 ** 20 if sys.platform == "darwin" else 1024)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from .cascade import build_model
 from .cascade_sampling import cascade_sample_steps
 from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import ImageDataset
-from .device import autocast, resolve_precision, setup_backends
+from .device import autocast, peak_resident_mb, resolve_precision, setup_backends
 from .images import grid, save_animation, save_png
 from .losses import cascade_loss, diffusion_loss
 from .pipeline import sample_steps
@@ -73,7 +72,7 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return peak_resident_mb()
 
 
 class Trainer:

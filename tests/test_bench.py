@@ -1,15 +1,18 @@
 """The benchmark's pieces (no timings are asserted: speed is measured by `python -m fastdiff bench`)."""
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import make_tiny_checkpoint
 from fastdiff.baseline import BaselineConfig, BaselineUNet
-from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, markdown_table, quality, sample_jobs, time_app_streaming,
-                            time_cascade_sampling, time_run, time_runs, time_sampling)
+from fastdiff.bench import (SAMPLE_CONFIGS, forward_gflops, isolated, markdown_table, quality, sample_jobs,
+                            time_app_streaming, time_cascade_sampling, time_run, time_runs, time_sampling)
 from fastdiff.bench_app import app_peak_memory
 from fastdiff.samplers import Step
 from fastdiff.config import ModelConfig
+from fastdiff.device import peak_resident_mb
 from fastdiff.unet import UNet
 
 
@@ -67,6 +70,17 @@ def test_time_run_warms_up_then_runs_repeats_and_extrapolates_a_cut_run():
     calls.clear()
     assert time_run(run, "ddpm", 10, repeats=3)["seconds"] > 0
     assert calls == [("ddim", 2)] + [("ddpm", 10)] * 3
+
+
+def nothing() -> dict:
+    return {}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory of a fresh process needs /proc")
+def test_an_isolated_run_reports_its_own_peak_memory_not_its_parents():
+    ballast = b"x" * (800 * 2 ** 20)  # written, so resident in this process only
+    child = isolated(nothing)["peak_rss_mb"]
+    assert len(ballast) and child < peak_resident_mb() - 700
 
 
 def test_time_runs_warms_all_up_then_lets_them_take_turns_in_rounds():
