@@ -4,10 +4,10 @@ against 2- and 3-stage LowDiff cascades, speed and quality in one run, written t
 Speed: seconds per guided batch of 64 images, the fastest of TIMING_ROUNDS rounds in which the
 configurations take turns (the speed of a shared machine drifts by ~20% over minutes), images/s, NFE
 per resolution, the effective NFE of appendix B (step latencies measured at that batch) and the peak
-memory of each configuration in a fresh process. Quality: class accuracy and KID
-of n samples with the project's evaluator. With --sweep, first appendix C's sweep of the first
-stage's truncation point, scored by KID, then of the final stage's step count: the fewest steps that
-match the single-resolution model's quality.
+memory of each configuration in a fresh process. Quality: class accuracy and KID of n samples with
+the project's evaluator. With --sweep, first appendix C's sweep of the first stage's truncation
+point, scored by KID, then the final stage's step count, walked down from the default while the
+samples match the single-resolution model's quality.
 """
 from __future__ import annotations
 
@@ -127,11 +127,11 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
             with_sweep: bool = False, sweep_n: int = 200, batch_size: int = 64) -> str:
     """The comparison table (and the sweeps) as markdown. single: the plain checkpoint the cascade rows
     are compared against; without one, the cascade's own weights sampled at full resolution."""
-    model, diffusion, _ = load_model(cascade)  # a clear error when it is missing
+    models = {path: load_model(path, resolve_device())[:2] for path in (cascade, single) if path}  # clear errors
+    model, diffusion = models[cascade]
     if len(resolutions_of(model)) < 3:
         raise ValueError(f"{cascade}: not a 3-resolution cascade (train one with `python -m fastdiff train --cascade`)")
     evaluator = QualityJudge(classifier_dir, data, resolve_device())
-    models = {path: load_model(path, resolve_device())[:2] for path in (cascade, single) if path}
 
     def judge(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, n: int) -> dict:
         model, diffusion = models[checkpoint]
@@ -154,8 +154,7 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
                 sections.append(f"### Sweep: {num_stages} stages, {SAMPLER_NAMES[sampler]}-{steps}\n\n"
                                 f"First stage's truncation point (lowest KID):\n\n{first}\n\n"
                                 f"Final stage's steps (down from the default while the samples match the "
-                                f"reference, "
-                                f"{configurations[0][0]} at n={sweep_n}):\n\n{final}\n")
+                                f"reference, {configurations[0][0]} at n={sweep_n}):\n\n{final}\n")
             configurations.append((f"{cascade.name}, {num_stages} stages", cascade, stages))
         for (label, checkpoint, stages), speed in zip(configurations, time_batches(configurations, sampler, steps,
                                                                                  batch_size)):
