@@ -37,11 +37,10 @@ FINAL_FRACTIONS = (FINAL_FRACTION, 0.45, 0.4, 0.35, 0.3)  # final-stage steps / 
 Configuration = tuple[str, Path, list[Stage] | None]  # (label, checkpoint, stages; None: plain sampling)
 
 
-def batch_run(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int):
-    """(run, model): run(sampler, steps) samples one guided batch with the given stages (plain sampling
-    when stages is None); other (sampler, steps), as for the warm-up, use the default stages."""
-    device = resolve_device()
-    model, diffusion, _ = load_model(checkpoint, device)
+def batch_run(model, diffusion, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int):
+    """run(sampler, steps) that samples one guided batch with the given stages (plain sampling when stages
+    is None); other (sampler, steps), as for the warm-up, use the default stages."""
+    device = next(model.parameters()).device
     schedule, precision = NoiseSchedule(diffusion), resolve_precision("auto", device)
     labels = torch.arange(batch_size, device=device) % model.config.num_classes
     chosen = stages or [Stage(model.config.image_size, sampler, steps)]
@@ -50,31 +49,35 @@ def batch_run(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | 
         plan = chosen if num_steps == steps else default_stages(len(chosen), model, schedule, sampler_name, num_steps)
         return cascade_sample_steps(model, schedule, labels, list(range(batch_size)), plan, GUIDANCE,
                                     precision=precision)
-    return run, model
+    return run
 
 
 def sample_one_batch(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int) -> dict:
     """One guided batch, for isolated() to measure a configuration's peak memory in a process of its own."""
-    run, _ = batch_run(checkpoint, sampler, steps, stages, batch_size)
-    drain(run(sampler, steps))
+    model, diffusion, _ = load_model(checkpoint, resolve_device())
+    drain(batch_run(model, diffusion, sampler, steps, stages, batch_size)(sampler, steps))
     return {}
 
 
-def time_batches(configurations: list[Configuration], sampler: str, steps: int, batch_size: int) -> list[dict]:
+def time_batches(configurations: list[Configuration], models: dict, sampler: str, steps: int,
+                 batch_size: int) -> list[dict]:
     """Per configuration: seconds for one guided batch, timed in TIMING_ROUNDS rounds in this process with
     the configurations taking turns (time_runs), so that they are compared at the same machine speed;
-    NFE per resolution, effective NFE from step latencies at the guided batch size, parameters, and the
-    peak memory of the batch sampled in a fresh process."""
-    runs, models = zip(*(batch_run(checkpoint, sampler, steps, stages, batch_size)
-                         for _, checkpoint, stages in configurations))
-    timings = time_runs(list(runs), sampler, steps, rounds=TIMING_ROUNDS)
-    results = []
-    for (_, checkpoint, stages), model, timing in zip(configurations, models, timings):
+    NFE per resolution, effective NFE from step latencies at the guided batch size (measured once per
+    cascade), parameters, and the peak memory of the batch sampled in a fresh process. models: checkpoint
+    -> (model, diffusion config), loaded."""
+    runs = [batch_run(*models[checkpoint], sampler, steps, stages, batch_size)
+            for _, checkpoint, stages in configurations]
+    timings = time_runs(runs, sampler, steps, rounds=TIMING_ROUNDS)
+    latencies, results = {}, []
+    for (_, checkpoint, stages), timing in zip(configurations, timings):
+        model = models[checkpoint][0]
         nfe = stage_nfe(stages or [Stage(model.config.image_size, sampler, steps)])
-        latency = measure_step_latency(model, batch_size=2 * batch_size) if stages else {}
+        if stages and checkpoint not in latencies:
+            latencies[checkpoint] = measure_step_latency(model, batch_size=2 * batch_size)
         memory = isolated(sample_one_batch, checkpoint, sampler, steps, stages, batch_size)
-        results.append(timing | memory | {"nfe": nfe, "effective_nfe": effective_nfe(nfe, latency) if stages
-                                          else sum(nfe.values()),
+        results.append(timing | memory | {"nfe": nfe, "effective_nfe": effective_nfe(nfe, latencies[checkpoint])
+                                          if stages else sum(nfe.values()),
                                           "parameters": sum(p.numel() for p in model.parameters())})
     return results
 
@@ -156,8 +159,8 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
                                 f"Final stage's steps (down from the default while the samples match the "
                                 f"reference, {configurations[0][0]} at n={sweep_n}):\n\n{final}\n")
             configurations.append((f"{cascade.name}, {num_stages} stages", cascade, stages))
-        for (label, checkpoint, stages), speed in zip(configurations, time_batches(configurations, sampler, steps,
-                                                                                 batch_size)):
+        speeds = time_batches(configurations, models, sampler, steps, batch_size)
+        for (label, checkpoint, stages), speed in zip(configurations, speeds):
             quality = judge(checkpoint, sampler, steps, stages, n)
             if stages is None and (checkpoint == single or single is None):
                 reference = (speed, quality)
