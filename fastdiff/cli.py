@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError
+from .nn.checkpoint import CheckpointError
 from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
-from .data import DataError
+from .data import DataError, default_dataset
 from .device import PRECISIONS
-from .samplers import SAMPLERS
+from .diffusion.samplers import SAMPLERS
 
 
 class UsageError(Exception):
@@ -22,21 +22,6 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
-
-
-def class_labels(spec: str, class_names: tuple[str, ...], n: int, seed: int) -> torch.Tensor | None:
-    """'random' (one seeded draw per image), a class name, or an index -> (n,) labels."""
-    if not class_names:
-        if spec not in ("random", ""):
-            raise UsageError("this checkpoint is unconditional: it has no classes to choose from")
-        return None
-    if spec == "random":
-        return torch.randint(len(class_names), (n,), generator=torch.Generator().manual_seed(seed))
-    if spec.isdigit() and int(spec) < len(class_names):
-        return torch.full((n,), int(spec))
-    if spec.lower() not in class_names:
-        raise UsageError(f"unknown class {spec!r}: choose one of {', '.join(class_names)} or random")
-    return torch.full((n,), class_names.index(spec.lower()))
 
 
 def int_list(spec: str) -> list[int]:
@@ -50,7 +35,7 @@ def int_list(spec: str) -> list[int]:
 def cascade_stages(args, model, schedule):
     """The --stages settings: default_stages with --sampler for every stage, then --stage-steps and
     --truncate if given."""
-    from .cascade_sampling import default_stages
+    from .diffusion.cascade import default_stages
 
     if args.steps is not None:
         raise UsageError("with --stages, give step counts per stage with --stage-steps")
@@ -76,12 +61,11 @@ def cmd_sample(args) -> None:
 
     import torch.nn.functional as F
 
-    from .cascade_sampling import cascade_sample_steps
-    from .checkpoint import load_model
     from .device import resolve_device, resolve_precision
+    from .diffusion.sampling import class_labels, is_frame, make_plan, sample_steps
+    from .diffusion.schedule import NoiseSchedule
     from .images import grid, save_animation, save_png
-    from .pipeline import check_settings, sample_steps
-    from .schedule import NoiseSchedule
+    from .nn.checkpoint import load_model
 
     if not 1 <= args.n <= 1024:
         raise UsageError(f"--n must be between 1 and 1024, got {args.n}")
@@ -90,28 +74,21 @@ def cmd_sample(args) -> None:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     model, diffusion_config, _ = load_model(args.checkpoint, device)
-    try:
-        check_settings(args.sampler, args.steps, args.guidance, args.eta, diffusion_config.num_timesteps)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
-    labels = class_labels(args.class_name, model.config.class_names if model.config.num_classes else (),
-                          args.n, args.seed)
-    schedule, seeds = NoiseSchedule(diffusion_config), list(range(args.seed, args.seed + args.n))
-    if args.stages is None:
-        steps = sample_steps(model, schedule, labels, seeds, args.sampler, args.steps, args.guidance,
-                             args.eta, precision)
-    else:
-        steps = cascade_sample_steps(model, schedule, labels, seeds, cascade_stages(args, model, schedule),
-                                     args.guidance, args.eta, precision)
+    schedule = NoiseSchedule(diffusion_config)
+    config = model.config
+    labels = class_labels(args.class_name, config.class_names if config.num_classes else (), args.n, args.seed)
+    stages = 1 if args.stages is None else cascade_stages(args, model, schedule)
+    plan = make_plan(model, schedule, args.sampler, args.steps, args.guidance, args.eta, stages)
+    seeds = list(range(args.seed, args.seed + args.n))
     size = model.config.image_size
     frames = []
     with tqdm(desc=f"{args.sampler}", unit="step", disable=args.quiet) as bar:
-        for step in steps:
+        for step in sample_steps(model, schedule, labels, seeds, plan, precision):
             bar.total = step.num_steps
             bar.update()
-            if args.gif and (step.index % max(1, step.num_steps // 40) == 0 or step.index + 1 == step.num_steps):
+            if args.gif and is_frame(step, 40):
                 frames.append(grid(F.interpolate(step.x0, size=(size, size)), scale=2))  # low-res stages too
-            images = step.x_t
+    images = step.x_t
     save_png(grid(images), args.out)
     print(f"wrote {args.out}")
     if args.gif:
@@ -124,7 +101,7 @@ def cmd_train(args) -> None:
 
     from .data import load_dataset
     from .device import resolve_device
-    from .train import Trainer, plot_run, setup_distributed
+    from .train.trainer import Trainer, plot_run, setup_distributed
 
     device = setup_distributed() or resolve_device(args.device)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
@@ -145,7 +122,7 @@ def cmd_train(args) -> None:
     try:
         probe = None
         if args.eval_every:
-            from .evaluate import QualityProbe
+            from .eval.evaluate import QualityProbe
             probe = QualityProbe(args.classifier, args.data, args.eval_n, device)
         trainer = Trainer(dataset, args.out, train_config, model_config, diffusion_config, device,
                           init=args.init, resume=args.resume, cascade_config=cascade_config, quality_probe=probe)
@@ -175,11 +152,11 @@ def cmd_train(args) -> None:
 
 def cmd_bench(args) -> None:
     if args.what != "cascade":
-        from .bench import run
+        from .bench.runner import run
 
         run(args.what, args.assets)
         return
-    from .cascade_compare import compare
+    from .bench.cascade import compare
 
     if args.n < 2 or args.sweep_n < 2 or args.batch < 1:
         raise UsageError("--n and --sweep-n must be at least 2, --batch at least 1")
@@ -199,7 +176,7 @@ def cmd_eval(args) -> None:
 
     device = resolve_device(args.device)
     if args.action == "train-classifier":
-        from .classifier import train_classifier
+        from .eval.classifier import train_classifier
         from .data import load_dataset
 
         accuracy = train_classifier(load_dataset(args.data, "train"), load_dataset(args.data, "test"),
@@ -207,8 +184,8 @@ def cmd_eval(args) -> None:
                                     precision=resolve_precision(args.precision, device), init=args.init)
         print(f"test accuracy {100 * accuracy:.2f}%, saved to {args.classifier}")
         return
-    from .evaluate import ROW_HEADERS, evaluate, row, sweep
-    from .bench import markdown_table
+    from .eval.evaluate import ROW_HEADERS, evaluate, row, sweep
+    from .report import markdown_table
 
     if args.action == "sweep":
         print(sweep(Path("checkpoints"), args.classifier, args.data, args.n, args.assets, device))
@@ -223,8 +200,14 @@ def cmd_eval(args) -> None:
         args.out.write_text(json.dumps(result, indent=2))
 
 
+def cmd_app(args) -> None:
+    from .app.ui import main as app_main
+
+    app_main(args.app_args)
+
+
 def cmd_plot(args) -> None:
-    from .train import plot_run
+    from .train.trainer import plot_run
 
     print(plot_run(args.folder))
 
@@ -290,6 +273,11 @@ def build_parser() -> Parser:
                             "--cascade or --attention adds")
     train.set_defaults(run=cmd_train)
 
+    app = commands.add_parser("app", add_help=False, help="run the Gradio app (the same as python app.py; "
+                                                          "fastdiff app --help lists its options)")
+    app.add_argument("app_args", nargs=argparse.REMAINDER)
+    app.set_defaults(run=cmd_app)
+
     plot = commands.add_parser("plot", help="draw a run's loss and learning-rate curves (loss.png)")
     plot.add_argument("folder", type=Path, help="the run folder (holding log.jsonl)")
     plot.set_defaults(run=cmd_plot)
@@ -299,7 +287,7 @@ def build_parser() -> Parser:
                             help="run (default): evaluate one configuration; train-classifier; sweep: the README tables")
     evaluation.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
     evaluation.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"))
-    evaluation.add_argument("--data", default="../shared/data/cifar10-jpeg.zip", help="real images (test split)")
+    evaluation.add_argument("--data", default=default_dataset(), help="real images (test split; default $FASTDIFF_DATA, else cifar10)")
     evaluation.add_argument("--sampler", default="ddim", choices=tuple(SAMPLERS))
     evaluation.add_argument("--steps", type=int, default=50)
     evaluation.add_argument("--guidance", type=float, default=2.0)
@@ -326,7 +314,7 @@ def build_parser() -> Parser:
     bench.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"),
                        help="cascade: the evaluator")
     bench.add_argument("--batch", type=int, default=64, help="cascade: images per timed batch")
-    bench.add_argument("--data", default="../shared/data/cifar10-jpeg.zip", help="cascade: real images (test split)")
+    bench.add_argument("--data", default=default_dataset(), help="cascade: real images (test split; default $FASTDIFF_DATA, else cifar10)")
     bench.add_argument("--n", type=int, default=500, help="cascade: samples per quality measurement")
     bench.add_argument("--sweep", action="store_true",
                        help="cascade: first sweep the first stage's truncation point and the final stage's steps")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from fastdiff.cascade import build_model
-from fastdiff.checkpoint import save_model
+from fastdiff.nn.cascade import build_model
+from fastdiff.nn.checkpoint import save_model
 from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
 
 TINY = dict(n_feat=8, class_names=tuple("abcdefghij"))

@@ -12,11 +12,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app
+from fastdiff.app import ui as app
 from conftest import make_tiny_checkpoint
-from fastdiff.app_backend import Backend
-from fastdiff.bench_app import free_port
-from fastdiff.cascade_sampling import effective_nfe
+from fastdiff.app.backend import Backend
+from fastdiff.bench.app_memory import free_port
+from fastdiff.eval.cost import effective_nfe
 
 GOOD = dict(checkpoint="cifar10-base", class_name="c", sampler="DDIM", steps=10, guidance=2.0,
             attention=False, stages=1, seed=0, num_images=4, eta=0.0)
@@ -54,7 +54,7 @@ def test_generation_returns_the_grid_png_gif_and_mp4(served):
 @pytest.mark.parametrize("changes, message", [
     (dict(steps=0), "Value 0 is less than minimum value 1"),  # the slider's own check
     (dict(steps=51), "steps must be between 1 and 50"),
-    (dict(guidance=-1.0), "guidance weight must be a finite number >= 0"),
+    (dict(guidance=-1.0), "guidance weight must be between 0 and 10, got -1"),
     (dict(guidance=None), "guidance weight and eta need a value"),
     (dict(num_images=17), "Value 17 is greater than maximum value 16"),
     (dict(seed=-3), "seed must be between 0"),
@@ -198,8 +198,8 @@ def test_the_cascade_switch_trains_a_cascade(served, tmp_path):
 
 
 @pytest.mark.parametrize("dataset, upload, message", [
-    ("/etc/passwd", None, "use the shared CIFAR-10 zip"),
-    ("../../shared.zip", None, "use the shared CIFAR-10 zip"),
+    ("/etc/passwd", None, "other paths are not read"),
+    ("../../shared.zip", None, "other paths are not read"),
     ("shared.zip", None, "not found; upload a .zip"),
     ("", "not-a-zip.zip", "is not a .zip file"),
     ("", "no-images.zip", "has no images in class folders"),

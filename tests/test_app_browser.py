@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import app
+from fastdiff.app import ui as app
 from conftest import make_tiny_checkpoint
-from fastdiff.app_backend import Backend
-from fastdiff.bench_app import free_port
+from fastdiff.app.backend import Backend
+from fastdiff.data import default_dataset
+from fastdiff.bench.app_memory import free_port
 from test_app import png, write_zip
 
 CHROMIUM = "/usr/bin/chromium"
@@ -135,7 +136,7 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
     folder = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
     folder.mkdir(parents=True, exist_ok=True)
     shot = lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)  # noqa: E731
-    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", ROOT / app.SHARED_DATASET, tmp_path)
+    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), tmp_path)
     for page in serve(backend):
         page.get_by_label("class", exact=True).first.fill("frog")
         page.get_by_label("class", exact=True).first.press("Enter")

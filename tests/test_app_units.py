@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import app
+from fastdiff.app import ui as app
 from conftest import make_tiny_checkpoint
-from fastdiff.app_backend import Backend
-from fastdiff.app_compare import CASCADE_CONFIG, default_configs, quality
-from fastdiff.app_generate import Request, make_request, pad_to_multiple, stream
-from fastdiff.app_learn import noised, schedule_figure
-from fastdiff.app_models import ModelStore
-from fastdiff.cascade_sampling import Stage
+from fastdiff.app.backend import Backend
+from fastdiff.app.compare import CASCADE_CONFIG, default_configs, quality
+from fastdiff.app.generate import Request, make_request, pad_to_multiple, stream
+from fastdiff.app.learn import noised, schedule_figure
+from fastdiff.app.models import ModelStore
+from fastdiff.diffusion.sampling import Plan
+from fastdiff.diffusion.cascade import Stage
 
 
 @pytest.fixture
@@ -57,10 +58,11 @@ def test_variant_choice(store):
 
 def test_request_settings(store):
     made = request(store)
-    assert made.seeds == [5, 6, 7] and made.labels.tolist() == [1, 1, 1] and made.sampler == "ddim"
-    assert request(store, sampler_label="DPM-Solver++", eta=0.7).eta == 0.0  # eta is DDIM's alone
-    for bad, message in [(dict(guidance=math.nan), "guidance weight must be a finite number"),
-                         (dict(guidance=math.inf), "guidance weight must be a finite number"),
+    assert made.seeds == [5, 6, 7] and made.labels.tolist() == [1, 1, 1] and made.plan.sampler == "ddim"
+    assert request(store, sampler_label="DPM-Solver++", eta=0.7).plan.eta == 0.0  # eta is DDIM's alone
+    for bad, message in [(dict(guidance=math.nan), "guidance weight must be between 0 and 10, got nan"),
+                         (dict(guidance=math.inf), "guidance weight must be between 0 and 10, got inf"),
+                         (dict(guidance=1e30), "guidance weight must be between 0 and 10, got 1e"),
                          (dict(steps=2.5), "steps must be a whole number"),
                          (dict(steps=math.nan), "steps must be a whole number"),
                          (dict(eta=1.5), "eta must be between 0 and 1"),
@@ -75,15 +77,9 @@ def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
     animation = []
     runner = stream(store.load("cifar10-base"), request(store, steps=50), "fp32", animation, interval=0.1,
                     clock=clock)
-    sent = []
-    while True:
-        try:
-            sent.append(next(runner))
-        except StopIteration as stop:
-            images = stop.value
-            break
+    sent = list(runner)
     assert 5 <= len(sent) <= 7  # 50 steps of 10 ms at <= 10 frames/s, plus the last step
-    assert sent[-1].index == 49 and images.shape == (3, 3, 32, 32)
+    assert sent[-1].step.index == 49 and sent[-1].step.x_t.shape == (3, 3, 32, 32)
     assert len(animation) == 50  # 50 steps <= 40 * 2: every step kept for the GIF
     assert sent[0].picture.shape == (2 * 34 + 2, 2 * (2 * 34 + 2) + 4, 3)
 
@@ -91,11 +87,11 @@ def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
 def test_a_cascade_streams_the_first_frame_of_every_stage_at_the_final_size(store):
     loaded = store.load("runs/cascade")
     made = make_request(loaded, "b", "DDIM", 10, 2.0, 0.0, 5, 2, num_stages=3)
-    assert [(s.resolution, s.nfe) for s in made.stages] == [(8, 5), (16, 4), (32, 5)]  # 10 plain steps, scaled
+    assert [(s.resolution, s.nfe) for s in made.plan.stages] == [(8, 5), (16, 4), (32, 5)]  # 10 plain steps, scaled
     with pytest.raises(ValueError, match="stage 1 .* needs a truncation point"):
         make_request(loaded, "b", "DDIM", 1, 2.0, 0.0, 5, 2, num_stages=3)
     sent = list(stream(loaded, made, "fp32", [], interval=math.inf))  # only the throttle's exceptions
-    assert [(p.index, p.stage) for p in sent] == [(0, "stage 1/3 at 8x8"), (5, "stage 2/3 at 16x16"),
+    assert [(p.step.index, p.stage) for p in sent] == [(0, "stage 1/3 at 8x8"), (5, "stage 2/3 at 16x16"),
                                                   (9, "stage 3/3 at 32x32"), (13, "stage 3/3 at 32x32")]
     assert {p.picture.shape for p in sent} == {(34 + 2, 2 * (2 * 34 + 2) + 4, 3)}  # 8x8 and 16x16 enlarged
 
@@ -103,10 +99,10 @@ def test_a_cascade_streams_the_first_frame_of_every_stage_at_the_final_size(stor
 def test_quality_of_the_measured_configuration_or_labelled_with_it():
     measured = {"sampler": "ddim", "steps": 50, "guidance": 2.0, "stages": 1, "class_accuracy": 0.612,
                 "kid": 0.0123, "real_vs_real": {"class_accuracy": 0.9, "kid": 0.0011, "fd": 1.0}}
-    same = Request("ddim", 50, 2.0, 0.0, None, [0], [Stage(32, "ddim", 50)])
+    same = Request(Plan("ddim", 50, 2.0, 0.0, [Stage(32, "ddim", 50)]), None, [0])
     numbers = "class acc. 61.2%, KID 0.0123 (real vs real 0.0011)"
     assert quality(measured, same) == (numbers, 0.0123)
-    other = Request("dpm++", 20, 2.0, 0.0, None, [0], [Stage(32, "dpm++", 20)])
+    other = Request(Plan("dpm++", 20, 2.0, 0.0, [Stage(32, "dpm++", 20)]), None, [0])
     assert quality(measured, other) == (f"measured at DDIM-50, w=2: {numbers}", None)
     assert quality({**measured, "stages": 3}, same)[0].startswith("measured at DDIM-50, w=2, 3 stages: ")
     assert quality(None, same) == quality({"results": []}, same) == ("not measured yet", None)

@@ -6,18 +6,20 @@ import json
 import pytest
 import torch
 
-from fastdiff.cascade import CascadeUNet, parameter_overhead
-from fastdiff.cascade_sampling import (Stage, cascade_sample_steps, default_stages, effective_nfe,
-                                       measure_step_latency, stage_nfe, sweep, sweep_grid)
-from fastdiff.checkpoint import load_model, save_model
+from fastdiff.nn.cascade import CascadeUNet, parameter_overhead
+from fastdiff.bench.cascade import ranked, stage_candidates
+from fastdiff.diffusion.cascade import Stage, default_stages
+from fastdiff.diffusion.guidance import GuidedDenoiser
+from fastdiff.eval.cost import effective_nfe, measure_step_latency, stage_nfe
+from fastdiff.nn.checkpoint import load_model, save_model
 from fastdiff.cli import main
 from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
-from fastdiff.losses import cascade_loss, diffusion_loss, noisy_condition
-from fastdiff.pipeline import sample_steps
-from fastdiff.samplers import drain, timestep_grid
-from fastdiff.schedule import NoiseSchedule
-from fastdiff.train import Trainer
-from fastdiff.unet import UNet
+from fastdiff.diffusion.losses import cascade_loss, diffusion_loss, noisy_condition
+from fastdiff.diffusion.sampling import make_plan, sample, sample_steps
+from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
+from fastdiff.diffusion.schedule import NoiseSchedule
+from fastdiff.train.trainer import Trainer
+from fastdiff.nn.unet import UNet
 
 from conftest import TINY
 from test_train import color_dataset
@@ -118,7 +120,8 @@ def test_truncated_sampling_visits_the_configured_stages_and_steps(cascade, num_
     stages = [Stage(8, "ddim", 20, 11), Stage(16, "dpm++", 12, 5, 40), Stage(32, "ddpm", 6, None, 40)][-num_stages:]
     if num_stages == 2:
         stages[0].truncate = 5  # the 16x16 stage now starts the cascade
-    records = list(cascade_sample_steps(cascade, SCHEDULE, LABELS, [0, 1], stages))
+    plan = make_plan(cascade, SCHEDULE, stages=stages)
+    records = list(sample_steps(cascade, SCHEDULE, LABELS, [0, 1], plan))
     visited = [(r.stage, r.resolution) for r in records]
     assert visited == [(i, s.resolution) for i, s in enumerate(stages) for _ in range(s.nfe)]
     assert [r.index for r in records] == list(range(len(records)))
@@ -128,7 +131,7 @@ def test_truncated_sampling_visits_the_configured_stages_and_steps(cascade, num_
     for i, stage in enumerate(stages):  # each stage walks its own grid from t_start, cut at the truncation
         grid = timestep_grid(50, stage.num_steps, stage.t_start)
         assert [r.t for r in records if r.stage == i] == grid[:stage.nfe] and grid[0] == (stage.t_start or 49)
-    assert drain(cascade_sample_steps(cascade, SCHEDULE, LABELS, [0, 1], stages)).shape == (2, 3, 32, 32)
+    assert sample(cascade, SCHEDULE, LABELS, [0, 1], plan).shape == (2, 3, 32, 32)
 
 
 def test_default_stages_follow_the_paper_ratios(cascade):
@@ -144,14 +147,15 @@ def test_default_stages_follow_the_paper_ratios(cascade):
 
 def test_one_stage_equals_the_plain_sampler_on_the_same_weights():
     plain = randomized(UNet(ModelConfig(**TINY)))
-    expected = list(sample_steps(plain, SCHEDULE, LABELS, [3, 4], "ddim", 10, guidance=2.0))
-    got = list(cascade_sample_steps(plain, SCHEDULE, LABELS, [3, 4], [Stage(32, "ddim", 10)], guidance=2.0))
+    x_T = ImageRNG([3, 4]).randn(3, 32, 32)
+    expected = list(SAMPLERS["ddim"](GuidedDenoiser(plain, LABELS, 2.0), SCHEDULE, x_T, 10))
+    got = list(sample_steps(plain, SCHEDULE, LABELS, [3, 4], make_plan(plain, SCHEDULE, "ddim", 10, 2.0)))
     assert all(torch.equal(a.x_t, b.x_t) and a.t == b.t for a, b in zip(expected, got)) and len(got) == 10
     # A cascade warm-started from the plain weights computes the plain model at full size.
     cascade = CascadeUNet(plain.config, CascadeConfig()).eval()
     cascade.load_state_dict(plain.state_dict(), strict=False)
-    images = drain(cascade_sample_steps(cascade, SCHEDULE, LABELS, [3, 4], 1))
-    assert torch.equal(images, drain(sample_steps(plain, SCHEDULE, LABELS, [3, 4])))
+    images = sample(cascade, SCHEDULE, LABELS, [3, 4], make_plan(cascade, SCHEDULE))
+    assert torch.equal(images, sample(plain, SCHEDULE, LABELS, [3, 4], make_plan(plain, SCHEDULE)))
 
 
 def test_cascade_checkpoint_round_trip(cascade, tmp_path):
@@ -217,10 +221,10 @@ def test_step_latency_is_measured_for_every_resolution(cascade):
 
 def test_sweep_ranks_candidates_with_the_evaluator(cascade):
     base = default_stages(3, cascade, SCHEDULE)
-    candidates = sweep_grid(base, stage=0, num_steps=(20, 30), truncate_fractions=(0.4, 0.6))
+    candidates = stage_candidates(base, stage=0, num_steps=(20, 30), truncate_fractions=(0.4, 0.6))
     assert len(candidates) == 4 and all(c[1:] == base[1:] for c in candidates)
-    ranked = sweep(lambda stages: abs(stages[0].truncate - 12), candidates)
-    assert ranked[0][1][0].truncate == 12 and [score for score, _ in ranked] == sorted(s for s, _ in ranked)
+    ranking = ranked(lambda stages: abs(stages[0].truncate - 12), candidates)
+    assert ranking[0][1][0].truncate == 12 and [score for score, _ in ranking] == sorted(s for s, _ in ranking)
 
 
 def test_cli_samples_a_cascade_and_refuses_stages_on_a_plain_checkpoint(cascade, tiny_checkpoint, tmp_path, capsys):

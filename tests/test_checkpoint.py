@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from fastdiff.checkpoint import CheckpointError, images_seen_total, load_model, save_model
+from fastdiff.nn.checkpoint import CheckpointError, images_seen_total, load_model, save_model
 from fastdiff.config import DiffusionConfig
-from fastdiff.unet import UNet
+from fastdiff.nn.unet import UNet
 
 
 def test_round_trip_is_exact(tmp_path, tiny_config):

@@ -21,7 +21,7 @@ def test_sample_writes_a_grid_and_a_gif(tiny_checkpoint, tmp_path):
     (["--sampler", "euler"], "unknown sampler 'euler'"),
     (["--steps", "0"], "steps must be between 1 and 50"),
     (["--steps", "51"], "steps must be between 1 and 50"),
-    (["--guidance", "nan"], "guidance weight must be a finite number"),
+    (["--guidance", "nan"], "guidance weight must be between 0 and 10, got nan"),
     (["--n", "0"], "--n must be between 1 and 1024"),
     (["--steps", "ten"], "invalid int value"),
 ])

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from fastdiff.config import DiffusionConfig, ModelConfig
-from fastdiff.guidance import GuidedDenoiser, combine
-from fastdiff.pipeline import sample_steps
-from fastdiff.samplers import SAMPLERS, ImageRNG, drain, timestep_grid
-from fastdiff.schedule import NoiseSchedule
-from fastdiff.unet import UNet
+from fastdiff.diffusion.guidance import GuidedDenoiser, combine
+from fastdiff.diffusion.sampling import final_images, make_plan, sample, sample_steps
+from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
+from fastdiff.diffusion.schedule import NoiseSchedule
+from fastdiff.nn.unet import UNet
 
 
 @pytest.mark.parametrize("attention", [False, True])
@@ -99,7 +99,7 @@ def sample_gaussian(sampler, steps, eta=0.0, scale=1.0):
     rng = ImageRNG(range(4000))
     alpha_bar = schedule.alpha_bar[-1].item()
     x_T = math.sqrt(alpha_bar) * MU + math.sqrt(alpha_bar * STD ** 2 + 1 - alpha_bar) * rng.randn(1, 2, 2)
-    return drain(SAMPLERS[sampler](lambda x, t: scale * exact(x, t), schedule, x_T, steps, eta=eta,
+    return final_images(SAMPLERS[sampler](lambda x, t: scale * exact(x, t), schedule, x_T, steps, eta=eta,
                                    rng=rng, clip_x0=False))
 
 
@@ -142,7 +142,7 @@ def tiny_model(tiny_config):
 def run(model, seeds, sampler="ddim", steps=5, eta=0.0, guidance=2.0):
     schedule = NoiseSchedule(DiffusionConfig(num_timesteps=50))
     labels = torch.tensor([3] * len(seeds))
-    return drain(sample_steps(model, schedule, labels, seeds, sampler, steps, guidance, eta))
+    return sample(model, schedule, labels, seeds, make_plan(model, schedule, sampler, steps, guidance, eta))
 
 
 def test_ddim_is_deterministic_and_seeds_differ(tiny_model):
@@ -161,7 +161,7 @@ def test_each_image_depends_only_on_its_own_seed(tiny_model, sampler):
 
 def test_samplers_stream_every_step(tiny_model):
     schedule = NoiseSchedule(DiffusionConfig(num_timesteps=50))
-    steps = list(sample_steps(tiny_model, schedule, torch.tensor([1]), [0], "dpm++", 7))
+    steps = list(sample_steps(tiny_model, schedule, torch.tensor([1]), [0], make_plan(tiny_model, schedule, "dpm++", 7)))
     assert [s.index for s in steps] == list(range(7))
     assert all(s.num_steps == 7 and s.x_t.shape == s.x0.shape == (1, 3, 32, 32) for s in steps)
     assert steps[0].t == 49 and steps[-1].t == 6

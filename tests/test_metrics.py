@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fastdiff.metrics import class_accuracy, frechet_distance, kid
+from fastdiff.eval.metrics import class_accuracy, frechet_distance, kid
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():

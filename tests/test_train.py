@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from fastdiff.checkpoint import images_seen_total, load_model, read_config
+from fastdiff.nn.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.data import ImageDataset
-from fastdiff.train import Trainer, learning_rate, plot_run
+from fastdiff.train.trainer import Trainer, learning_rate, plot_run
 
 TINY = ModelConfig(n_feat=8)
 

@@ -12,10 +12,10 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .checkpoint import CheckpointError
-from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
-from .data import DataError, load_dataset
-from .train import TrainEvent, Trainer
+from ..nn.checkpoint import CheckpointError
+from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from ..data import DataError, load_dataset
+from ..train.trainer import TrainEvent, Trainer
 
 
 @dataclass

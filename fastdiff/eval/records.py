@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .samplers import SAMPLER_NAMES
+from ..diffusion.samplers import SAMPLER_NAMES
 
 EVAL_NAME = "eval.json"
 
@@ -30,3 +30,15 @@ def configuration_label(sampler: str, steps: int, guidance: float, stages: int) 
     """("ddim", 50, 2.0, 1) -> "DDIM-50, w=2"."""
     label = f"{SAMPLER_NAMES.get(sampler, sampler)}-{steps}, w={guidance:g}"
     return label + (f", {stages} stages" if stages > 1 else "")
+
+
+def recorded_quality(record: dict | None, configuration: tuple[str, int, float, int]) -> tuple[dict, str] | None:
+    """The class accuracy, KID and real-vs-real KID (None if absent) a record holds, and where they were measured: "" at
+    `configuration` itself, else that configuration's label. None without a record in evaluate.py's format."""
+    try:
+        at = measured_at(record)
+        numbers = {"class_accuracy": float(record["class_accuracy"]), "kid": float(record["kid"]),
+                   "real_kid": (record.get("real_vs_real") or {}).get("kid")}
+    except (TypeError, KeyError, ValueError):
+        return None
+    return numbers, "" if at == configuration else configuration_label(*at)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CascadeConfig, ModelConfig
+from ..config import CascadeConfig, ModelConfig
 from .unet import UNet, group_norm
 
 

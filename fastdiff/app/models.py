@@ -13,14 +13,13 @@ from pathlib import Path
 
 import torch
 
-from .cascade_sampling import measure_step_latency
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, read_full_config
-from .eval_record import read_eval
-from .schedule import NoiseSchedule
-from .unet import UNet
+from ..eval.cost import measure_step_latency
+from ..nn.checkpoint import (ATTENTION, BASE, CASCADE, CONFIG_NAME, SHIPPED, WEIGHTS_NAME, load_model,
+                             read_config, read_full_config)
+from ..eval.records import read_eval
+from ..diffusion.schedule import NoiseSchedule
+from ..nn.unet import UNet
 
-BASE, ATTENTION, CASCADE = "cifar10-base", "cifar10-attn", "cifar10-cascade"
-SHIPPED = {BASE: "base model", ATTENTION: "attention variant", CASCADE: "cascade (2-3 stages)"}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The app's resident memory, for `bench sample`: `python app.py` served in a fresh process on the
+"""The app's resident memory, for `bench sample`: the app (`python -m fastdiff.app`) served in a fresh process on the
 shipped checkpoints, a guided 16-image grid generated with every shipped generator through
 gradio_client (so all of them are loaded at once), then the server's peak resident memory."""
 from __future__ import annotations
@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from .app_models import ATTENTION, BASE, CASCADE, SHIPPED
-from .device import peak_resident_mb
+from ..nn.checkpoint import ATTENTION, BASE, CASCADE, SHIPPED
+from ..device import peak_resident_mb
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
 REQUESTS = {  # shipped checkpoint -> (attention variant, cascade stages) of its Generate request
     BASE: (False, 1), ATTENTION: (True, 1), CASCADE: (False, 3)}
 
@@ -40,7 +39,7 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
     """{"peak_rss_mb", "generated": the checkpoints that served a grid}; peak_rss_mb is None where
     /proc is missing (not Linux)."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(APP), "--port", str(port), "--checkpoints", str(checkpoints)],
+    server = subprocess.Popen([sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         client = connect(f"http://127.0.0.1:{port}/", server)

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import torch
 
-from .bench import machine, markdown_table
-from .cascade_sampling import Stage, cascade_sample_steps, default_stages, resolutions_of, stage_nfe
-from .checkpoint import images_seen_total, load_model
+from ..data import dataset_label, load_dataset, to_model_range
+from ..device import resolve_precision
+from ..diffusion.cascade import Stage, resolutions_of
+from ..diffusion.sampling import make_plan, sample
+from ..diffusion.schedule import NoiseSchedule
+from ..images import save_png, to_uint8
+from ..nn.checkpoint import images_seen_total, load_model
+from ..report import machine, markdown_table
 from .classifier import classify, load_classifier
-from .data import load_dataset
-from .device import resolve_precision
-from .eval_record import EVAL_NAME
-from .images import save_png, to_uint8
+from .cost import stage_nfe
 from .metrics import class_accuracy, frechet_distance, kid
-from .samplers import drain
-from .schedule import NoiseSchedule
-
-DATA_NOTE = "CIFAR-10 (JPEG copy)"
+from .records import EVAL_NAME
 
 
 @dataclass
@@ -42,8 +41,8 @@ def reference(classifier, data: str, n: int, precision: str) -> Reference:
     test = load_dataset(data, "test")
     train = load_dataset(data, "train")
     subset = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
-    test_logits, test_features = classify(classifier, test.images.float().div(127.5).sub(1), precision)
-    _, train_features = classify(classifier, train.images[subset].float().div(127.5).sub(1), precision)
+    test_logits, test_features = classify(classifier, to_model_range(test.images), precision)
+    _, train_features = classify(classifier, to_model_range(train.images[subset]), precision)
     return Reference(test.images, test_features, class_accuracy(test_logits, test.labels), train_features)
 
 
@@ -52,13 +51,12 @@ def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str,
              batch_size: int = 250) -> torch.Tensor:
     """Images for the given labels in batches; image i uses seed + i. stages: a count (1 = plain
     sampling) for the default stage settings, or explicit ones."""
-    plan = stages if isinstance(stages, list) else default_stages(stages, model, schedule, sampler, steps)
+    plan = make_plan(model, schedule, sampler, steps, guidance, stages=stages)
     images = []
     for start in range(0, len(labels), batch_size):
         batch = labels[start:start + batch_size]
         seeds = list(range(seed + start, seed + start + len(batch)))
-        run = cascade_sample_steps(model, schedule, batch, seeds, plan, guidance, precision=precision)
-        images.append(drain(run).cpu())
+        images.append(sample(model, schedule, batch, seeds, plan, precision).cpu())
     return torch.cat(images)
 
 
@@ -92,17 +90,16 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
     metrics, images = sample_quality(model, schedule, classifier, ref.test_features, n, sampler, steps, guidance,
                                      stages, seed, precision)
     real_kid, _ = kid(ref.train_features, ref.test_features)
-    extra = {"fid": standard_fid(images, ref.test_images.float().div(127.5).sub(1), device)} \
+    extra = {"fid": standard_fid(images, to_model_range(ref.test_images), device)} \
         if with_fid else {}
-    nfe = (stage_nfe(default_stages(stages, model, schedule, sampler, steps)) if stages > 1
-           else {model.config.image_size: steps or schedule.num_timesteps})
+    nfe = stage_nfe(make_plan(model, schedule, sampler, steps, guidance, stages=stages).stages)
     return {
         "checkpoint": str(checkpoint), "sampler": sampler, "steps": steps, "guidance": guidance, "stages": stages,
         "n": n, "seed": seed, **metrics,
         "real_vs_real": {"class_accuracy": ref.test_accuracy,
                          "kid": real_kid, "fd": frechet_distance(ref.train_features, ref.test_features)},
         "nfe": nfe, "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
-        "training_images_seen": images_seen_total(training), "data": DATA_NOTE, "machine": machine(), **extra,
+        "training_images_seen": images_seen_total(training), "data": dataset_label(data), "machine": machine(), **extra,
     }
 
 
@@ -114,7 +111,7 @@ class QualityJudge:
         self.precision = resolve_precision("auto", device)
         self.classifier, _ = load_classifier(classifier_dir, device)
         test = load_dataset(data, "test")
-        _, self.test_features = classify(self.classifier, test.images.float().div(127.5).sub(1), self.precision)
+        _, self.test_features = classify(self.classifier, to_model_range(test.images), self.precision)
 
     def __call__(self, model, schedule: NoiseSchedule, n: int, sampler: str = "ddim", steps: int | None = 50,
                  stages: int | list[Stage] = 1) -> dict:
@@ -208,7 +205,7 @@ def sweep(checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Pa
         print(rows[-1], flush=True)
         if RECORDED.get(name) == (sampler, steps, guidance, stages):
             (checkpoints / name / EVAL_NAME).write_text(json.dumps(result, indent=2))
-    table = (f"Measured with `python -m fastdiff eval sweep --n {n}` on {DATA_NOTE}, guidance w=2 unless "
+    table = (f"Measured with `python -m fastdiff eval sweep --n {n} --data {data}` on {dataset_label(data)}, guidance w=2 unless "
              f"stated, on: {machine()}. Real vs real: the evaluator's accuracy on the test split, and KID and FD of "
              f"{n} training images against it.\n\n"
              + markdown_table(ROW_HEADERS, rows) + "\n")

@@ -6,9 +6,10 @@ import time
 
 import torch
 
-from .bench import GRID_SIZE, GUIDANCE, forward_gflops, isolated, markdown_table
-from .config import DiffusionConfig
-from .device import autocast, resolve_device, resolve_precision
+from ..config import DiffusionConfig
+from ..device import autocast, resolve_device, resolve_precision
+from ..report import markdown_table
+from .timing import GRID_SIZE, GUIDANCE, forward_gflops, isolated
 
 
 PEERS = {  # diffusers UNet2DModel configurations: about our parameter count, and the original DDPM U-Net

@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, atomic_write, load_state_into, load_tensors, save_tensors
-from .config import from_dict, to_dict
-from .data import ImageDataset
-from .device import autocast
+from ..nn.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, atomic_write, load_state_into, load_tensors, save_tensors
+from ..config import from_dict, to_dict
+from ..data import ImageDataset, to_model_range
+from ..device import autocast
+from .metrics import class_accuracy
 
 
 @dataclass
@@ -132,8 +133,8 @@ def train_classifier(train: ImageDataset, test: ImageDataset, out: Path, width: 
 
 def evaluate_accuracy(model: Classifier, data: ImageDataset, precision: str = "fp32") -> float:
     model.eval()
-    logits, _ = classify(model, data.images.float().div(127.5).sub(1), precision)
-    return (logits.argmax(1) == data.labels).float().mean().item()
+    logits, _ = classify(model, to_model_range(data.images), precision)
+    return class_accuracy(logits, data.labels)
 
 
 def save_classifier(folder: Path, model: Classifier, metadata: dict) -> None:

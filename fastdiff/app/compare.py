@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-from .app_generate import Request, make_request, sampler_steps, whole_number
-from .app_models import CASCADE, ModelStore
-from .cascade_sampling import effective_nfe, format_nfe, stage_nfe
-from .eval_record import configuration_label, measured_at
-from .samplers import drain
+from ..diffusion.sampling import final_images
+from ..eval.cost import effective_nfe, format_nfe, stage_nfe
+from ..eval.records import configuration_label, recorded_quality
+from ..nn.checkpoint import CASCADE
+from .generate import Request, make_request, run_steps, whole_number
+from .models import ModelStore
 
 COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
 VARIANTS = {"base": False, "attention": True}
@@ -43,27 +44,28 @@ class Result:
 
     @property
     def configuration(self) -> str:
-        return configuration_label(*self.request.configuration)
+        return configuration_label(*self.request.plan.configuration)
 
     def row(self, number: int) -> list:
-        request = self.request
-        return [number, self.checkpoint, request.sampler, request.num_steps, request.guidance, len(request.stages),
+        plan = self.request.plan
+        return [number, self.checkpoint, plan.sampler, plan.num_steps, plan.guidance, len(plan.stages),
                 round(self.seconds, 2), format_nfe(self.nfe), self.effective_nfe,
-                round(len(request.seeds) / self.seconds, 2), self.quality]
+                round(len(self.request.seeds) / self.seconds, 2), self.quality]
 
 
 def quality(measured: dict | None, request: Request) -> tuple[str, float | None]:
     """evaluate.py's record (one configuration per checkpoint) as text, and its KID when it was measured
     at the request's configuration."""
-    try:
-        numbers = (f"class acc. {100 * measured['class_accuracy']:.1f}%, KID {measured['kid']:.4f} "
-                   f"(real vs real {measured['real_vs_real']['kid']:.4f})")
-        at = measured_at(measured)
-    except (TypeError, KeyError, ValueError):  # no eval.json, or not evaluate.py's format
+    recorded = recorded_quality(measured, request.plan.configuration)
+    if recorded is None:
         return NOT_MEASURED, None
-    if at == request.configuration:
-        return numbers, measured["kid"]
-    return f"measured at {configuration_label(*at)}: {numbers}", None
+    numbers, elsewhere = recorded
+    text = f"class acc. {100 * numbers['class_accuracy']:.1f}%, KID {numbers['kid']:.4f}"
+    if numbers["real_kid"] is not None:
+        text += f" (real vs real {numbers['real_kid']:.4f})"
+    if elsewhere:
+        return f"measured at {elsewhere}: {text}", None
+    return text, numbers["kid"]
 
 
 def configurations(table) -> list[list]:
@@ -100,13 +102,13 @@ def run_all(store: ModelStore, precision: str, checkpoint: str, class_name: str,
                                    number(guidance, "guidance"), 0.0, seed, num_images, num_stages)
         except ValueError as e:
             raise ValueError(f"configuration {index}: {e}") from e
-        nfe = stage_nfe(request.stages)
+        nfe = stage_nfe(request.plan.stages)
         effective = effective_nfe(nfe, loaded.step_latency()) if len(nfe) > 1 else sum(nfe.values())
         planned.append((name, loaded, request, nfe, effective))
     results = []
     for name, loaded, request, nfe, effective in planned:
         start = time.perf_counter()
-        images = drain(sampler_steps(loaded, request, precision))
+        images = final_images(run_steps(loaded, request, precision))
         seconds = time.perf_counter() - start
         results.append(Result(name, request, images, seconds, nfe, effective,
                               *quality(store.evaluation(name), request)))

@@ -9,9 +9,9 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .data import _decode
-from .images import grid
-from .schedule import NoiseSchedule
+from ..data import _decode, to_model_range
+from ..images import grid
+from ..diffusion.schedule import NoiseSchedule
 
 NOISE_SEED = 0  # the same noise at every t, so that moving the slider only changes the mix
 
@@ -34,20 +34,20 @@ gives images that look more like their class and less varied; w = 0 turns guidan
 """
 
 
-def to_model_range(picture: np.ndarray, image_size: int = 32) -> torch.Tensor:
+def picture_to_model(picture: np.ndarray, image_size: int = 32) -> torch.Tensor:
     """An uploaded or generated (H, W, 3) uint8 picture -> (1, 3, size, size) in [-1, 1], prepared
     like training data (center crop, resize)."""
     png = io.BytesIO()
     Image.fromarray(picture.astype(np.uint8)).save(png, "PNG")
     array = _decode(png.getvalue(), image_size, 3, "picture")
-    return torch.tensor(array)[None].float().div(127.5).sub(1)
+    return to_model_range(torch.tensor(array)[None])
 
 
 def noised(picture: np.ndarray, schedule: NoiseSchedule, t: int) -> tuple[np.ndarray, str]:
     """x_0 and x_t ~ q(x_t | x_0) side by side (8x), and a caption with the mix at t."""
     if not 0 <= t < schedule.num_timesteps:
         raise ValueError(f"t must be between 0 and {schedule.num_timesteps - 1} for this checkpoint, got {t}")
-    x0 = to_model_range(picture)
+    x0 = picture_to_model(picture)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(NOISE_SEED))
     x_t = schedule.q_sample(x0, torch.tensor([t]), noise)
     alpha_bar = schedule.alpha_bar[t].item()

@@ -7,10 +7,21 @@ Both branches run in one batched forward pass; w = 0 skips the unconditional bra
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .device import autocast
-from .unet import UNet
+from ..device import autocast
+from ..nn.unet import UNet
+
+
+MAX_GUIDANCE = 10.0  # far above the paper's w = 2; larger weights push eps out of range and samples saturate
+
+
+def check_guidance(guidance: float) -> None:
+    """Raise ValueError with a one-line message unless 0 <= w <= MAX_GUIDANCE."""
+    if not math.isfinite(guidance) or not 0 <= guidance <= MAX_GUIDANCE:
+        raise ValueError(f"guidance weight must be between 0 and {MAX_GUIDANCE:g}, got {guidance:g}")
 
 
 def combine(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:

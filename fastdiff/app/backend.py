@@ -15,17 +15,17 @@ from pathlib import Path, PurePosixPath
 
 import gradio as gr
 
-from .app_compare import run_all, speed_figure
-from .app_generate import make_request, save_outputs, stream, whole_number
-from .app_learn import noised, schedule_figure
-from .app_models import ModelStore
-from .app_train import TrainingSession
-from .checkpoint import CheckpointError, read_config
-from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
-from .data import IMAGE_SUFFIXES, DataError
-from .device import resolve_device, resolve_precision
-from .images import grid, to_uint8
-from .schedule import NoiseSchedule
+from .compare import run_all, speed_figure
+from .generate import make_request, save_outputs, stream, whole_number
+from .learn import noised, schedule_figure
+from .models import ModelStore
+from .train import TrainingSession
+from ..nn.checkpoint import CheckpointError, read_config
+from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
+from ..device import resolve_device, resolve_precision
+from ..images import grid, to_uint8
+from ..diffusion.schedule import NoiseSchedule
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 NO_WARM_START = "none (from scratch)"
@@ -42,13 +42,14 @@ def user_errors():
 
 
 class Backend:
-    def __init__(self, checkpoints_dir: Path, runs_dir: Path, shared_dataset: Path, app_root: Path,
+    def __init__(self, checkpoints_dir: Path, runs_dir: Path, dataset: str | Path, app_root: Path,
                  device: str = "auto"):
-        """shared_dataset: the one dataset path the page may name; app_root: where relative paths start."""
+        """dataset: the one dataset the page may name (a path, or a name load_dataset downloads);
+        app_root: where relative paths start."""
         self.device = resolve_device(device)
         self.precision = resolve_precision("auto", self.device)
         self.store = ModelStore(checkpoints_dir, runs_dir, self.device)
-        self.shared_dataset = Path(shared_dataset).resolve()
+        self.dataset = str(dataset)
         self.app_root = Path(app_root)
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
         self.training = TrainingSession(self.device)
@@ -80,19 +81,14 @@ class Backend:
             name = self.store.resolve(checkpoint, bool(attention), num_stages)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
-        animation = []
-        runner = stream(loaded, request, self.precision, animation)
+        animation, progress = [], None
         yield None, f"sampling with `{name}`...", None, None, gr.skip()
-        while True:
-            try:
-                progress = next(runner)
-            except StopIteration as stop:
-                images = stop.value
-                break
+        for progress in stream(loaded, request, self.precision, animation):
             stage = f"{progress.stage} · " if progress.stage else ""
-            status = (f"step {progress.index + 1}/{progress.num_steps} · {stage}{progress.seconds:.1f} s · "
-                      f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.sampler}")
+            status = (f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
+                      f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}")
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
+        images = progress.step.x_t
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
             paths, note = save_outputs(images, animation, Path(folder))
@@ -111,7 +107,7 @@ class Backend:
     # -- Train ---------------------------------------------------------------------------------------
 
     def dataset_path(self, text: str, upload: str | None) -> Path:
-        """An uploaded .zip of class folders, or the shared CIFAR-10 zip; no other path is read."""
+        """An uploaded .zip of class folders, or the app's one dataset; no other path is read."""
         if upload:
             path = Path(upload)
             if not zipfile.is_zipfile(path):
@@ -123,9 +119,11 @@ class Backend:
                                      f"(expected CLASS/IMAGE.png inside the zip)")
             return path
         path = (self.app_root / (text or "").strip()).resolve()
-        if path != self.shared_dataset:
-            raise ValueError(f"dataset: use the shared CIFAR-10 zip ({self.shared_dataset}) or upload a .zip "
-                             f"of class folders; other paths are not read")
+        allowed = (self.app_root / self.dataset).resolve()
+        if path != allowed:
+            raise ValueError(f"dataset: use {self.dataset} or upload a .zip of class folders; other paths are not read")
+        if self.dataset in DOWNLOADABLE:
+            return Path(self.dataset)
         if not path.is_file():
             raise ValueError(f"{path}: not found; upload a .zip of class folders instead")
         return path

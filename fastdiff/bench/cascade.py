@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
-from .bench import GUIDANCE, isolated, machine, markdown_table, time_runs
-from .cascade_sampling import (FINAL_FRACTION, Stage, cascade_sample_steps, default_stages, effective_nfe, format_nfe,
-                               measure_step_latency, resolutions_of, stage_nfe, sweep, sweep_grid)
-from .checkpoint import load_model
-from .device import resolve_device, resolve_precision
-from .evaluate import DATA_NOTE, QualityJudge
-from .metrics import kid
-from .samplers import SAMPLER_NAMES, drain
-from .schedule import NoiseSchedule
+from ..data import dataset_label
+from ..device import resolve_device, resolve_precision
+from ..diffusion.cascade import FINAL_FRACTION, Stage, default_stages, resolutions_of
+from ..diffusion.samplers import SAMPLER_NAMES
+from ..diffusion.sampling import final_images, make_plan, sample_steps
+from ..diffusion.schedule import NoiseSchedule
+from ..eval.cost import effective_nfe, format_nfe, measure_step_latency, stage_nfe
+from ..eval.evaluate import QualityJudge
+from ..eval.metrics import kid
+from ..nn.checkpoint import load_model
+from ..report import machine, markdown_table
+from .timing import GUIDANCE, isolated, time_runs
 
 SAMPLER_STEPS = (("ddim", 50), ("dpm++", 20))
 TIMING_ROUNDS = 3
@@ -46,16 +49,16 @@ def batch_run(model, diffusion, sampler: str, steps: int, stages: list[Stage] | 
     chosen = stages or [Stage(model.config.image_size, sampler, steps)]
 
     def run(sampler_name: str, num_steps: int | None):
-        plan = chosen if num_steps == steps else default_stages(len(chosen), model, schedule, sampler_name, num_steps)
-        return cascade_sample_steps(model, schedule, labels, list(range(batch_size)), plan, GUIDANCE,
-                                    precision=precision)
+        stages = chosen if num_steps == steps else len(chosen)
+        plan = make_plan(model, schedule, sampler_name, num_steps, GUIDANCE, stages=stages)
+        return sample_steps(model, schedule, labels, list(range(batch_size)), plan, precision)
     return run
 
 
 def sample_one_batch(checkpoint: Path, sampler: str, steps: int, stages: list[Stage] | None, batch_size: int) -> dict:
     """One guided batch, for isolated() to measure a configuration's peak memory in a process of its own."""
     model, diffusion, _ = load_model(checkpoint, resolve_device())
-    drain(batch_run(model, diffusion, sampler, steps, stages, batch_size)(sampler, steps))
+    final_images(batch_run(model, diffusion, sampler, steps, stages, batch_size)(sampler, steps))
     return {}
 
 
@@ -82,6 +85,26 @@ def time_batches(configurations: list[Configuration], models: dict, sampler: str
     return results
 
 
+def stage_candidates(base: list[Stage], stage: int = 0, num_steps: Iterable[int] = (35, 50, 70),
+               truncate_fractions: Iterable[float] = (0.45, 0.5, 0.55, 0.6, 0.65)) -> list[list[Stage]]:
+    """Appendix C's ablations as candidates: one truncated stage's grid length (table 12, right) and
+    truncation point as a fraction of it (table 12, left); the other stages as in `base`."""
+    candidates = []
+    for steps in num_steps:
+        for fraction in truncate_fractions:
+            changed = dataclasses.replace(base[stage], num_steps=steps,
+                                          truncate=min(steps - 1, max(1, round(steps * fraction))))
+            candidates.append(base[:stage] + [changed] + base[stage + 1:])
+    return candidates
+
+
+def ranked(evaluate: Callable[[list[Stage]], float],
+          candidates: Iterable[list[Stage]]) -> list[tuple[float, list[Stage]]]:
+    """Score each candidate with evaluate (e.g. the FID of samples drawn with it: lower is better) and
+    return (score, stages) pairs, best first."""
+    return sorted(((evaluate(stages), stages) for stages in candidates), key=lambda pair: pair[0])
+
+
 Judge = Callable[[Path, str, int, list[Stage] | None, int], dict]  # (checkpoint, sampler, steps, stages, n)
 
 
@@ -89,8 +112,8 @@ def sweep_first_stage(judge: Judge, cascade: Path, base: list[Stage], n: int) ->
     """Appendix C on our weights: the first stage's truncation point (as a fraction of its grid), the
     other stages as in base, scored by KID of n samples. Returns (markdown table, best stages)."""
     sampler, steps = base[0].sampler, base[0].num_steps
-    candidates = sweep_grid(base, 0, num_steps=(steps,))
-    scored = sweep(lambda stages: judge(cascade, sampler, steps, stages, n)["kid"], candidates)
+    candidates = stage_candidates(base, 0, num_steps=(steps,))
+    scored = ranked(lambda stages: judge(cascade, sampler, steps, stages, n)["kid"], candidates)
     rows = [[format_nfe(stage_nfe(stages)), f"{stages[0].truncate} of {stages[0].num_steps}", f"{score:.4f}"]
             for score, stages in scored]
     return markdown_table(["NFE", "first stage truncated after", f"KID (n={n})"], rows), scored[0][1]
@@ -182,6 +205,6 @@ def compare(cascade: Path, single: Path | None, classifier_dir: Path, data: str,
                + (f" --sweep --sweep-n {sweep_n}" if with_sweep else ""))
     target = (f"Target: at least +{100 * TARGET_GAIN:.0f}% images/s at class accuracy within {TARGET_MATCH[0]:g} "
               f"points and KID within {100 * TARGET_MATCH[1] - 100:.0f}% of the single-resolution model.")
-    return (f"Measured with `{command}` on {DATA_NOTE}, guidance w={GUIDANCE:g}, on: {machine()}. For scale, the "
+    return (f"Measured with `{command}` on {dataset_label(data)}, guidance w={GUIDANCE:g}, on: {machine()}. For scale, the "
             f"KID between {n} real test images and the rest of the test split is {real_kid:.4f}. {target}\n\n"
             + markdown_table(headers, rows) + "\n\n" + "\n".join(sections))

@@ -20,17 +20,16 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import checkpoint as ckpt
-from .cascade import build_model
-from .cascade_sampling import cascade_sample_steps
-from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from .data import ImageDataset
-from .device import autocast, peak_resident_mb, resolve_precision, setup_backends
-from .images import grid, save_animation, save_png
-from .losses import cascade_loss, diffusion_loss
-from .pipeline import sample_steps
-from .schedule import NoiseSchedule
-from .unet import UNet
+from ..nn import checkpoint as ckpt
+from ..nn.cascade import build_model
+from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..data import ImageDataset
+from ..device import autocast, peak_resident_mb, resolve_precision, setup_backends
+from ..images import grid, save_animation, save_png
+from ..diffusion.losses import cascade_loss, diffusion_loss
+from ..diffusion.sampling import is_frame, make_plan, sample_steps
+from ..diffusion.schedule import NoiseSchedule
+from ..nn.unet import UNet
 
 STATE_NAME = "training_state.safetensors"
 LOG_NAME = "log.jsonl"
@@ -310,14 +309,12 @@ class Trainer:
         classes = list(range(min(4, self.model_config.num_classes)))
         labels = torch.tensor(classes, device=self.device) if classes else None
         seeds, size = list(range(max(1, len(classes)))), self.model_config.image_size
-        if self.cascade_config is None:
-            steps = sample_steps(self.ema_model(), self.schedule, labels, seeds, sampler="ddim", num_steps=50,
-                                 precision=self.precision)
-        else:
-            steps = cascade_sample_steps(self.ema_model(), self.schedule, labels, seeds,
-                                         len(self.cascade_config.resolutions), precision=self.precision)
-        frames = [F.interpolate(step.x0, size=(size, size)) for step in steps
-                  if step.index % max(1, step.num_steps // num_frames) == 0 or step.index + 1 == step.num_steps]
+        model = self.ema_model()
+        stages = len(self.cascade_config.resolutions) if self.cascade_config else 1
+        plan = make_plan(model, self.schedule, "ddim", 50, stages=stages)
+        frames = [F.interpolate(step.x0, size=(size, size))
+                  for step in sample_steps(model, self.schedule, labels, seeds, plan, self.precision)
+                  if is_frame(step, num_frames)]
         columns = torch.stack(frames, dim=1).flatten(0, 1)  # row per class, column per moment
         base = self.out_dir / "previews" / f"epoch-{self.epoch:03d}"
         save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))

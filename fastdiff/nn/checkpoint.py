@@ -13,11 +13,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .cascade import build_model
-from .config import CascadeConfig, DiffusionConfig, ModelConfig, from_dict, to_dict
+from ..config import CascadeConfig, DiffusionConfig, ModelConfig, from_dict, to_dict
 from .unet import UNet
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# The checkpoints shipped in checkpoints/: folder name -> what it is.
+BASE, ATTENTION, CASCADE = "cifar10-base", "cifar10-attn", "cifar10-cascade"
+SHIPPED = {BASE: "base model", ATTENTION: "attention variant", CASCADE: "cascade (2-3 stages)"}
 
 
 class CheckpointError(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .cascade import downsample, upsample_condition
+from ..nn.cascade import downsample, upsample_condition
 from .schedule import NoiseSchedule
 
 

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .config import DiffusionConfig
+from ..config import DiffusionConfig
 
 
 def make_betas(config: DiffusionConfig) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Reverse-process samplers as generators: each yields a `Step` after every model evaluation (so a UI
-can stream frames and a CLI can draw a progress bar) and returns the final images.
+can stream frames and a CLI can draw a progress bar); the last step's x_t is the final image.
 
 A sampler takes a `denoiser(x_t, t) -> eps` (guidance already applied, see guidance.py), the noise
 schedule, the starting noise x_T and a step count; optionally `t_start`, the timestep x_T stands at
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Generator
+from typing import Callable, Iterator
 
 import torch
 
 from .schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-SamplerSteps = Generator["Step", None, torch.Tensor]
+SamplerSteps = Iterator["Step"]
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm++": 20}  # None: all T steps
 
 
 @dataclass
@@ -92,7 +93,6 @@ def ddpm(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_ste
                 + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)) * x
             x = mean + math.sqrt(beta) * rng.randn(*x.shape[1:]).to(x.dtype)
         yield Step(i, len(timesteps), t, x, x0)
-    return x
 
 
 def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
@@ -116,7 +116,6 @@ def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_ste
         if sigma > 0:
             x = x + sigma * rng.randn(*x.shape[1:]).to(x.dtype)
         yield Step(i, len(timesteps), t, x, x0)
-    return x
 
 
 def dpm_solver_pp(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
@@ -145,17 +144,21 @@ def dpm_solver_pp(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor
             x = (sigma[s] / sigma[t]) * x - (alpha[s] * math.expm1(-h)) * d
             x0_prev, h_prev = x0, h
         yield Step(i, len(timesteps), t, x, x0)
-    return x
 
 
 SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++": dpm_solver_pp}
 SAMPLER_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm++": "DPM-Solver++"}  # as the app and the tables show them
 
 
-def drain(steps: SamplerSteps) -> torch.Tensor:
-    """Run a sampler to the end and return its final images."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+def check_sampler(sampler: str, num_steps: int | None, eta: float, num_timesteps: int) -> int:
+    """Raise ValueError with a one-line message for bad settings; return the step count to use
+    (the sampler's default for None)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if num_steps is None:
+        num_steps = DEFAULT_STEPS[sampler] or num_timesteps
+    if not 1 <= num_steps <= num_timesteps:
+        raise ValueError(f"steps must be between 1 and {num_timesteps}, got {num_steps}")
+    if not math.isfinite(eta) or not 0 <= eta <= 1:
+        raise ValueError(f"eta must be between 0 and 1, got {eta}")
+    return num_steps

@@ -1,0 +1,188 @@
+"""FastDiff app: the page layout and its event wiring; the work is done by fastdiff.app.backend.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--checkpoints checkpoints] [--runs runs]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import gradio as gr
+
+import inspect
+
+from ..config import TrainConfig
+from ..data import default_dataset
+from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
+from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
+from .generate import MAX_IMAGES, SAMPLER_LABELS
+from .learn import EXPLANATION
+
+CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
+#learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
+SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wait in the queue
+
+
+def in_order_of(handler, controls: dict) -> list:
+    """The controls in the order of the handler's parameters, which are named after them: the order is
+    written once, in the handler's signature."""
+    return [controls[name] for name in inspect.signature(handler).parameters]
+
+
+def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
+    with gr.Row():
+        with gr.Column(scale=1):
+            checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
+            class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
+            sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
+            steps = gr.Slider(1, 1000, value=20, step=1, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps")
+            guidance = gr.Number(2.0, label="guidance weight w (0 = none)")
+            eta = gr.Slider(0, 1, value=0, step=0.05, label="eta (DDIM only: 0 deterministic, 1 noisy)")
+            with gr.Row():
+                attention = gr.Checkbox(False, label="attention variant")
+                stages = gr.Radio([1, 2, 3], value=1, label="cascade stages")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="seed (image i uses seed + i)")
+                num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="images")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="generate")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            availability = gr.Markdown(backend.store.availability())
+        with gr.Column(scale=2):
+            status = gr.Markdown("Press Generate.", elem_id="status")
+            # BMP: ~1.5 ms a frame to write, where PNG takes ~10 ms (noise does not compress)
+            live = gr.Image(label="x_t (left) and predicted clean image (right)", format="bmp", height=200,
+                            elem_id="live", elem_classes="pixels", interactive=False)
+            final = gr.Image(label="final grid", format="png", height=420, elem_id="final",
+                             elem_classes="pixels", interactive=False)
+            downloads = gr.File(label="PNG, GIF and MP4", file_count="multiple", interactive=False)
+    last_image = gr.State(None)
+    checkpoint.change(backend.class_choices, checkpoint, class_name)
+    controls = {"checkpoint": checkpoint, "class_name": class_name, "sampler": sampler, "steps": steps,
+                "guidance": guidance, "attention": attention, "stages": stages, "seed": seed,
+                "num_images": num_images, "eta": eta}
+    event = run.click(backend.generate, in_order_of(backend.generate, controls),
+                      [live, status, final, downloads, last_image],
+                      api_name="generate", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
+    cancel.click(None, cancels=[event])
+    return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image,
+            "availability": availability}
+
+
+def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
+    with gr.Row():
+        checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
+        class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
+        seed = gr.Number(0, precision=0, label="seed")
+        num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
+    table = gr.Dataframe(default_configs(checkpoint_names), headers=COLUMNS, datatype=["str", "number", "number", "str", "number"],
+                         type="array", row_count=4, label=f"2-4 configurations: sampler ({', '.join(SAMPLER_LABELS)}),"
+                         f" steps, guidance, variant ({', '.join(VARIANTS)}), cascade stages (1-3); empty rows "
+                         f"are skipped", interactive=True)
+    run = gr.Button("Compare", variant="primary", elem_id="compare")
+    gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
+    results = gr.Dataframe(headers=RESULT_COLUMNS, label="measured here (wall time includes guidance; effective NFE "
+                           "counts low-resolution evaluations by their measured cost relative to 32x32)",
+                           interactive=False)
+    plot = gr.Plot(label="speed", elem_id="compare-plot")
+    checkpoint.change(backend.class_choices, checkpoint, class_name)
+    run.click(backend.compare, [checkpoint, class_name, seed, num_images, table], [gallery, results, plot],
+              api_name="compare", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
+    return {"checkpoint": checkpoint, "class_name": class_name}
+
+
+def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
+    defaults = TrainConfig()
+    with gr.Row():
+        with gr.Column():
+            dataset = gr.Textbox(backend.dataset, label="dataset: the CIFAR-10 zip ...")
+            upload = gr.File(label="... or upload a .zip with one folder of images per class", file_types=[".zip"],
+                             elem_id="dataset-upload")
+            with gr.Row():
+                epochs = gr.Number(defaults.epochs, precision=0, label="epochs")
+                batch_size = gr.Number(defaults.batch_size, precision=0, label="batch size")
+            with gr.Row():
+                precision = gr.Radio(list(TRAIN_PRECISIONS), value="auto", label="precision")
+                attention = gr.Checkbox(False, label="attention at 8x8")
+                cascade = gr.Checkbox(False, label="cascade (LowDiff: 8x8, 16x16 and 32x32)")
+            warm_start = gr.Dropdown([NO_WARM_START] + checkpoint_names, value=NO_WARM_START,
+                                     label="warm start from", allow_custom_value=True)
+            freeze_base = gr.Checkbox(False, label="keep the warm start's U-Net fixed: train only the cascade's "
+                                                   "added layers (fast, keeps its 32x32 quality)")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            status = gr.Markdown()
+            loss = gr.Plot(label="loss and learning rate")
+            preview = gr.Image(label="latest preview (noise to image, one row per class)", format="png",
+                               elem_classes="pixels", interactive=False)
+    timer = gr.Timer(1.0, active=False)
+    controls = {"dataset_text": dataset, "upload": upload, "epochs": epochs, "batch_size": batch_size,
+                "precision": precision, "attention": attention, "cascade": cascade, "warm_start": warm_start,
+                "freeze_base": freeze_base}
+    start.click(backend.start_training, in_order_of(backend.start_training, controls), [status, timer],
+                api_name="train", concurrency_limit=1)
+    stop.click(backend.stop_training, None, status, api_name="stop_training")
+    return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}
+
+
+def learn_tab(backend: Backend, default: str | None, last_image: gr.State, checkpoint: gr.Dropdown) -> None:
+    num_timesteps = backend.store.schedule(default).num_timesteps if default else 500
+    with gr.Row():
+        with gr.Column():
+            picture = gr.Image(label="x_0: upload a picture", type="numpy", sources=["upload"], height=200,
+                               elem_id="learn-input")
+            use_last = gr.Button("use the last generated image")
+            t = gr.Slider(0, num_timesteps - 1, value=num_timesteps // 4, step=1, label="t")
+        with gr.Column():
+            noised = gr.Image(label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels",
+                              interactive=False)
+            caption = gr.Markdown()
+    schedule = gr.Plot(label="noise schedule of the chosen checkpoint")
+    gr.Markdown(EXPLANATION)
+    use_last.click(lambda image: image, last_image, picture)
+    for event in (picture.change, t.release):
+        event(backend.learn, [picture, t, checkpoint], [noised, caption, schedule], show_progress="hidden")
+
+
+def build_app(backend: Backend) -> gr.Blocks:
+    names, default = backend.store.names(), backend.store.default_name()
+    with gr.Blocks(title="FastDiff", delete_cache=(3600, 3600)) as demo:  # hourly, files older than an hour
+        gr.Markdown("# FastDiff\nClass-conditional diffusion on CIFAR-10 (32x32), on your CPU.")
+        with gr.Tab("Generate"):
+            generate = generate_tab(backend, names, default)
+        with gr.Tab("Compare"):
+            compare = compare_tab(backend, names, default)
+        with gr.Tab("Train"):
+            train = train_tab(backend, names)
+        with gr.Tab("Learn"):
+            learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
+        status_outputs = [train["status"], train["loss"], train["preview"], train["timer"], generate["checkpoint"],
+                          compare["checkpoint"], train["warm_start"], generate["availability"]]
+        train["timer"].tick(backend.training_status, None, status_outputs, show_progress="hidden",
+                            api_visibility="private")
+        demo.load(backend.training_status, None, status_outputs, api_visibility="private")
+        for tab in (generate, compare):
+            demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"])
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs):
+    demo.queue(default_concurrency_limit=SAMPLING_LIMIT)
+    return demo.launch(server_name=host, server_port=port, css=CSS, footer_links=["api"], **kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The FastDiff app (Gradio).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="shipped checkpoints")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="training runs (also loadable)")
+    parser.add_argument("--data", default=default_dataset(),
+                        help="the one dataset the Train tab may name besides uploads (default: $FASTDIFF_DATA, "
+                             "else cifar10, downloaded into data/)")
+    args = parser.parse_args(argv)
+    backend = Backend(args.checkpoints, args.runs, args.data, Path.cwd())
+    launch(build_app(backend), args.host, args.port)
+

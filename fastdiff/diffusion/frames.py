@@ -1,0 +1,64 @@
+"""Pictures of a sampling run as it goes: a live frame (x_t beside the predicted clean image) sent at
+most every FRAME_INTERVAL seconds (always the last step, and the first of each cascade stage so that
+every resolution is seen), and about ANIMATION_FRAMES frames kept for a GIF or MP4. Only those steps
+are converted to pictures, so watching costs little beside the sampler. Low-resolution stages are
+enlarged to the final size.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch.nn.functional as F
+
+from ..images import grid
+from .sampling import RunStep, is_frame
+from .samplers import Step
+
+FRAME_INTERVAL = 0.1      # seconds between live frames: at most 10 per second
+ANIMATION_FRAMES = 40     # frames kept for an animation
+
+
+@dataclass
+class Progress:
+    step: RunStep                # the step just computed
+    seconds: float               # since sampling started
+    images_per_sec: float        # images finished per second at the current pace
+    picture: np.ndarray          # x_t and predicted x0 grids side by side, at the final size
+    stage: str                   # "stage 2/3 at 16x16" for a cascade, "" for plain sampling
+
+
+def side_by_side(step: Step, size: int, scale: int = 1) -> np.ndarray:
+    """The noisy sample x_t (left) and the clean image predicted from it (right), enlarged (nearest
+    neighbour) to images of size x size."""
+    left, right = (grid(F.interpolate(images, size=(size, size)), scale=scale) for images in (step.x_t, step.x0))
+    gap = np.full((left.shape[0], 4 * scale, 3), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1)
+
+
+def stage_label(step: RunStep, num_stages: int) -> str:
+    if num_stages == 1:
+        return ""
+    return f"stage {step.stage + 1}/{num_stages} at {step.resolution}x{step.resolution}"
+
+
+def watch(steps: Iterator[RunStep], size: int, num_stages: int, animation: list[np.ndarray],
+          interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.perf_counter) -> Iterator[Progress]:
+    """Run steps (images of side `size` at the end), yield a Progress at most every `interval` seconds,
+    at the first step of each stage and after the last step, and append animation frames to
+    `animation`. The last Progress holds the last step, whose x_t is the final images."""
+    start, last_sent = clock(), -math.inf
+    for step in steps:
+        now = clock()
+        is_last = step.index + 1 == step.num_steps
+        if is_frame(step, ANIMATION_FRAMES):
+            animation.append(side_by_side(step, size, scale=2))
+        if is_last or step.stage_index == 0 or now - last_sent >= interval:
+            last_sent = now
+            seconds = max(now - start, 1e-9)
+            batch = step.x_t.shape[0]
+            yield Progress(step, seconds, batch * (step.index + 1) / step.num_steps / seconds,
+                           side_by_side(step, size), stage_label(step, num_stages))
