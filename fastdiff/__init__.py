@@ -1,1 +1,7 @@
-"""FastDiff: a lightweight class-conditional diffusion model for CIFAR-10 (FastDiff and LowDiff papers)."""
+"""FastDiff: fast class-conditional diffusion on CIFAR-10.
+
+Layers, each importing only those before it: config, device, data, images, report (the foundation);
+nn; diffusion; train and eval; bench and app; cli.
+"""
+
+__version__ = "0.2.0"

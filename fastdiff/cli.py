@@ -1,4 +1,5 @@
 """Command line: `python -m fastdiff sample|train ...`. Bad input exits with status 2 and one line."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,13 +7,11 @@ import signal
 import sys
 from pathlib import Path
 
-import torch
-
-from .nn.checkpoint import CheckpointError
 from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from .data import DataError, default_dataset
 from .device import PRECISIONS
 from .diffusion.samplers import SAMPLERS
+from .nn.checkpoint import CheckpointError
 
 
 class UsageError(Exception):
@@ -49,17 +48,17 @@ def cascade_stages(args, model, schedule):
     if args.truncate:
         points = int_list(args.truncate)
         if len(points) != len(stages) - 1:
-            raise UsageError(f"--truncate needs {len(stages) - 1} numbers (one per stage but the last), "
-                             f"got {len(points)}")
+            raise UsageError(
+                f"--truncate needs {len(stages) - 1} numbers (one per stage but the last), got {len(points)}"
+            )
         for stage, point in zip(stages, points):
             stage.truncate = point
     return stages
 
 
 def cmd_sample(args) -> None:
-    from tqdm import tqdm
-
     import torch.nn.functional as F
+    from tqdm import tqdm
 
     from .device import resolve_device, resolve_precision
     from .diffusion.sampling import class_labels, is_frame, make_plan, sample_steps
@@ -112,10 +111,18 @@ def cmd_train(args) -> None:
     if args.eval_every < 0:
         raise UsageError(f"--eval-every must be 0 (never) or a number of epochs, got {args.eval_every}")
     dataset = load_dataset(args.data, "train", model_config.image_size)
-    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               precision=args.precision, seed=args.seed, ema_decay=args.ema_decay,
-                               warmup_steps=args.warmup_steps, preview_every=args.preview_every,
-                               eval_every=args.eval_every, freeze_base=args.freeze_base)
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        precision=args.precision,
+        seed=args.seed,
+        ema_decay=args.ema_decay,
+        warmup_steps=args.warmup_steps,
+        preview_every=args.preview_every,
+        eval_every=args.eval_every,
+        freeze_base=args.freeze_base,
+    )
     diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
     if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
@@ -123,9 +130,20 @@ def cmd_train(args) -> None:
         probe = None
         if args.eval_every:
             from .eval.evaluate import QualityProbe
+
             probe = QualityProbe(args.classifier, args.data, args.eval_n, device)
-        trainer = Trainer(dataset, args.out, train_config, model_config, diffusion_config, device,
-                          init=args.init, resume=args.resume, cascade_config=cascade_config, quality_probe=probe)
+        trainer = Trainer(
+            dataset,
+            args.out,
+            train_config,
+            model_config,
+            diffusion_config,
+            device,
+            init=args.init,
+            resume=args.resume,
+            cascade_config=cascade_config,
+            quality_probe=probe,
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     is_main = trainer.rank == 0
@@ -138,12 +156,24 @@ def cmd_train(args) -> None:
             bar.update()
             bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.data['loss']:.4f}")
         elif event.kind in ("warning", "preview", "epoch"):
-            bar.write(f"{event.kind}: " + str(event.data.get("message") or event.data.get("path") or
-                                              {k: round(v, 4) for k, v in event.data.items()}))
+            bar.write(
+                f"{event.kind}: "
+                + str(
+                    event.data.get("message")
+                    or event.data.get("path")
+                    or {k: round(v, 4) for k, v in event.data.items()}
+                )
+            )
 
     trainer.on_event = show
-    signal.signal(signal.SIGINT, lambda *_: (bar.write("stopping after this step..."), trainer.request_stop(),
-                                            signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    signal.signal(
+        signal.SIGINT,
+        lambda *_: (
+            bar.write("stopping after this step..."),
+            trainer.request_stop(),
+            signal.signal(signal.SIGINT, signal.SIG_DFL),
+        ),
+    )
     trainer.run()
     bar.close()
     if is_main:
@@ -163,8 +193,15 @@ def cmd_bench(args) -> None:
     args.assets.mkdir(parents=True, exist_ok=True)
     single = args.checkpoints / "cifar10-base"
     text = "# Cascade vs single resolution\n\n" + compare(
-        args.checkpoints / "cifar10-cascade", single if (single / "config.json").exists() else None,
-        args.classifier, args.data, args.n, args.sweep, args.sweep_n, args.batch)
+        args.checkpoints / "cifar10-cascade",
+        single if (single / "config.json").exists() else None,
+        args.classifier,
+        args.data,
+        args.n,
+        args.sweep,
+        args.sweep_n,
+        args.batch,
+    )
     (args.assets / "cascade.md").write_text(text)
     print(text)
 
@@ -176,12 +213,20 @@ def cmd_eval(args) -> None:
 
     device = resolve_device(args.device)
     if args.action == "train-classifier":
-        from .eval.classifier import train_classifier
         from .data import load_dataset
+        from .eval.classifier import train_classifier
 
-        accuracy = train_classifier(load_dataset(args.data, "train"), load_dataset(args.data, "test"),
-                                    args.classifier, args.width, args.epochs, lr=args.lr, device=device,
-                                    precision=resolve_precision(args.precision, device), init=args.init)
+        accuracy = train_classifier(
+            load_dataset(args.data, "train"),
+            load_dataset(args.data, "test"),
+            args.classifier,
+            args.width,
+            args.epochs,
+            lr=args.lr,
+            device=device,
+            precision=resolve_precision(args.precision, device),
+            init=args.init,
+        )
         print(f"test accuracy {100 * accuracy:.2f}%, saved to {args.classifier}")
         return
     from .eval.evaluate import ROW_HEADERS, evaluate, row, sweep
@@ -192,8 +237,19 @@ def cmd_eval(args) -> None:
         return
     if args.n < 2:
         raise UsageError(f"--n must be at least 2, got {args.n}")
-    result = evaluate(args.checkpoint, args.classifier, args.data, args.sampler, args.steps, args.guidance,
-                      args.n, args.stages, args.seed, device, with_fid=args.metric == "fid")
+    result = evaluate(
+        args.checkpoint,
+        args.classifier,
+        args.data,
+        args.sampler,
+        args.steps,
+        args.guidance,
+        args.n,
+        args.stages,
+        args.seed,
+        device,
+        with_fid=args.metric == "fid",
+    )
     print(json.dumps(result, indent=2))
     print(markdown_table(ROW_HEADERS, [row(f"{args.sampler}-{args.steps}, w={args.guidance}", result)]))
     if args.out:
@@ -217,40 +273,55 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     device = Parser(add_help=False)
     device.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    device.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="autocast precision; auto = fp16 on CUDA, bf16 on a bf16-capable CPU")
+    device.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="autocast precision; auto = fp16 on CUDA, bf16 on a bf16-capable CPU",
+    )
     device.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sample = commands.add_parser("sample", parents=[device], help="generate a grid of images")
     sample.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
     sample.add_argument("--class", dest="class_name", default="random", help="class name, index or 'random'")
     sample.add_argument("--sampler", default="ddim", help=f"one of {', '.join(SAMPLERS)} (default ddim)")
-    sample.add_argument("--steps", type=int, default=None,
-                        help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++)")
+    sample.add_argument(
+        "--steps", type=int, default=None, help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++)"
+    )
     sample.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance w (default 2)")
     sample.add_argument("--eta", type=float, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     sample.add_argument("--n", type=int, default=16, help="number of images (default 16)")
     sample.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--gif", type=Path, default=None, help="also write the denoising as a GIF")
-    sample.add_argument("--stages", type=int, default=None,
-                        help="LowDiff cascade stages: 1 (32), 2 (16->32) or 3 (8->16->32); 2 and 3 need a "
-                             "cascade checkpoint")
-    sample.add_argument("--stage-steps", default=None,
-                        help="with --stages: timestep-grid steps per stage, lowest first (e.g. 50,35,25)")
-    sample.add_argument("--truncate", default=None,
-                        help="with --stages: steps run per stage before handing over, all but the last "
-                             "(e.g. 27,19)")
+    sample.add_argument(
+        "--stages",
+        type=int,
+        default=None,
+        help="LowDiff cascade stages: 1 (32), 2 (16->32) or 3 (8->16->32); 2 and 3 need a cascade checkpoint",
+    )
+    sample.add_argument(
+        "--stage-steps", default=None, help="with --stages: timestep-grid steps per stage, lowest first (e.g. 50,35,25)"
+    )
+    sample.add_argument(
+        "--truncate",
+        default=None,
+        help="with --stages: steps run per stage before handing over, all but the last (e.g. 27,19)",
+    )
     sample.set_defaults(run=cmd_sample)
 
     train = commands.add_parser("train", parents=[device], help="train a model")
-    train.add_argument("--data", required=True,
-                       help="cifar10, mnist, fashion-mnist, a CIFAR-10 .tar.gz, or a folder/.zip of class folders")
+    train.add_argument(
+        "--data",
+        required=True,
+        help="cifar10, mnist, fashion-mnist, a CIFAR-10 .tar.gz, or a folder/.zip of class folders",
+    )
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, log, previews)")
     train.add_argument("--attention", action="store_true", help="4-head self-attention at 8x8")
     train.add_argument("--n-feat", type=int, default=ModelConfig.n_feat)
-    train.add_argument("--cascade", action="store_true",
-                       help="train a LowDiff cascade: one network for 8x8, 16x16 and 32x32")
+    train.add_argument(
+        "--cascade", action="store_true", help="train a LowDiff cascade: one network for 8x8, 16x16 and 32x32"
+    )
     defaults = TrainConfig()
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -258,23 +329,34 @@ def build_parser() -> Parser:
     train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     train.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     train.add_argument("--preview-every", type=int, default=defaults.preview_every, help="epochs (0 = never)")
-    train.add_argument("--eval-every", type=int, default=defaults.eval_every,
-                       help="epochs between quality probes (class accuracy, KID) in the log; 0 = never")
+    train.add_argument(
+        "--eval-every",
+        type=int,
+        default=defaults.eval_every,
+        help="epochs between quality probes (class accuracy, KID) in the log; 0 = never",
+    )
     train.add_argument("--eval-n", type=int, default=250, help="samples per quality probe")
-    train.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"),
-                       help="the evaluator for --eval-every")
+    train.add_argument(
+        "--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"), help="the evaluator for --eval-every"
+    )
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--timesteps", type=int, default=DiffusionConfig.num_timesteps)
     train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
-    train.add_argument("--freeze-base", action="store_true",
-                       help="with --init: keep the plain U-Net's weights fixed and train only the layers "
-                            "--cascade or --attention adds")
+    train.add_argument(
+        "--freeze-base",
+        action="store_true",
+        help="with --init: keep the plain U-Net's weights fixed and train only the layers "
+        "--cascade or --attention adds",
+    )
     train.set_defaults(run=cmd_train)
 
-    app = commands.add_parser("app", add_help=False, help="run the Gradio app (the same as python app.py; "
-                                                          "fastdiff app --help lists its options)")
+    app = commands.add_parser(
+        "app",
+        add_help=False,
+        help="run the Gradio app (the same as python app.py; fastdiff app --help lists its options)",
+    )
     app.add_argument("app_args", nargs=argparse.REMAINDER)
     app.set_defaults(run=cmd_app)
 
@@ -283,41 +365,68 @@ def build_parser() -> Parser:
     plot.set_defaults(run=cmd_plot)
 
     evaluation = commands.add_parser("eval", parents=[device], help="sample quality with the project's classifier")
-    evaluation.add_argument("action", nargs="?", default="run", choices=("run", "train-classifier", "sweep"),
-                            help="run (default): evaluate one configuration; train-classifier; sweep: the README tables")
+    evaluation.add_argument(
+        "action",
+        nargs="?",
+        default="run",
+        choices=("run", "train-classifier", "sweep"),
+        help="run (default): evaluate one configuration; train-classifier; sweep: the README tables",
+    )
     evaluation.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
     evaluation.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"))
-    evaluation.add_argument("--data", default=default_dataset(), help="real images (test split; default $FASTDIFF_DATA, else cifar10)")
+    evaluation.add_argument(
+        "--data", default=default_dataset(), help="real images (test split; default $FASTDIFF_DATA, else cifar10)"
+    )
     evaluation.add_argument("--sampler", default="ddim", choices=tuple(SAMPLERS))
     evaluation.add_argument("--steps", type=int, default=50)
     evaluation.add_argument("--guidance", type=float, default=2.0)
     evaluation.add_argument("--stages", type=int, default=1, help="cascade stages (1 = plain sampling)")
     evaluation.add_argument("--n", type=int, default=1000, help="samples (balanced over classes)")
     evaluation.add_argument("--seed", type=int, default=0)
-    evaluation.add_argument("--metric", choices=("classifier", "fid"), default="classifier",
-                            help="fid adds standard FID (needs torch-fidelity or clean-fid)")
+    evaluation.add_argument(
+        "--metric",
+        choices=("classifier", "fid"),
+        default="classifier",
+        help="fid adds standard FID (needs torch-fidelity or clean-fid)",
+    )
     evaluation.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     evaluation.add_argument("--assets", type=Path, default=Path("assets"))
     evaluation.add_argument("--width", type=int, default=32, help="train-classifier: network width")
     evaluation.add_argument("--epochs", type=int, default=16, help="train-classifier: epochs")
     evaluation.add_argument("--lr", type=float, default=0.2, help="train-classifier: peak learning rate")
-    evaluation.add_argument("--init", type=Path, default=None,
-                            help="train-classifier: continue from this classifier (e.g. the saved one)")
+    evaluation.add_argument(
+        "--init", type=Path, default=None, help="train-classifier: continue from this classifier (e.g. the saved one)"
+    )
     evaluation.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
-    bench.add_argument("what", choices=("sample", "train", "all", "cascade"),
-                       help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality")
+    bench.add_argument(
+        "what",
+        choices=("sample", "train", "all", "cascade"),
+        help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality",
+    )
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go")
-    bench.add_argument("--checkpoints", type=Path, default=Path("checkpoints"),
-                       help="cascade: the folder holding cifar10-cascade (and cifar10-base)")
-    bench.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"),
-                       help="cascade: the evaluator")
+    bench.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path("checkpoints"),
+        help="cascade: the folder holding cifar10-cascade (and cifar10-base)",
+    )
+    bench.add_argument(
+        "--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"), help="cascade: the evaluator"
+    )
     bench.add_argument("--batch", type=int, default=64, help="cascade: images per timed batch")
-    bench.add_argument("--data", default=default_dataset(), help="cascade: real images (test split; default $FASTDIFF_DATA, else cifar10)")
+    bench.add_argument(
+        "--data",
+        default=default_dataset(),
+        help="cascade: real images (test split; default $FASTDIFF_DATA, else cifar10)",
+    )
     bench.add_argument("--n", type=int, default=500, help="cascade: samples per quality measurement")
-    bench.add_argument("--sweep", action="store_true",
-                       help="cascade: first sweep the first stage's truncation point and the final stage's steps")
+    bench.add_argument(
+        "--sweep",
+        action="store_true",
+        help="cascade: first sweep the first stage's truncation point and the final stage's steps",
+    )
     bench.add_argument("--sweep-n", type=int, default=200, help="cascade: samples per sweep candidate")
     bench.set_defaults(run=cmd_bench)
     return parser
@@ -331,3 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def run() -> None:
+    """The `fastdiff` console script."""
+    sys.exit(main())

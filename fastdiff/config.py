@@ -2,23 +2,23 @@
 
 A checkpoint stores the first two in its `config.json`, so a folder of weights is self-describing.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass
 class ModelConfig:
-    n_feat: int = 64             # channels at 32x32 and 16x16; the 8x8 bottleneck has 2 * n_feat
-    image_channels: int = 3      # 3 for RGB, 1 for grayscale
-    image_size: int = 32         # side of the square input; must be divisible by 4
-    num_classes: int = 10        # 0 = unconditional; otherwise one extra "null" class for guidance
-    attention: bool = False      # one 4-head self-attention layer at the 8x8 bottleneck
-    attention_heads: int = 4     # heads of that layer
+    n_feat: int = 64  # channels at 32x32 and 16x16; the 8x8 bottleneck has 2 * n_feat
+    image_channels: int = 3  # 3 for RGB, 1 for grayscale
+    image_size: int = 32  # side of the square input; must be divisible by 4
+    num_classes: int = 10  # 0 = unconditional; otherwise one extra "null" class for guidance
+    attention: bool = False  # one 4-head self-attention layer at the 8x8 bottleneck
+    attention_heads: int = 4  # heads of that layer
     class_names: tuple[str, ...] = CIFAR10_CLASSES  # label index -> human name (len == num_classes)
 
     def __post_init__(self):
@@ -28,17 +28,19 @@ class ModelConfig:
         if self.num_classes and len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if self.attention and (2 * self.n_feat) % self.attention_heads:
-            raise ValueError(f"2 * n_feat = {2 * self.n_feat} is not divisible by "
-                             f"{self.attention_heads} attention heads")
+            raise ValueError(
+                f"2 * n_feat = {2 * self.n_feat} is not divisible by {self.attention_heads} attention heads"
+            )
 
 
 @dataclass
 class CascadeConfig:
     """A LowDiff cascade: one network for several resolutions. Stored as config.json's "cascade" entry;
     a checkpoint without one is a plain UNet."""
+
     resolutions: tuple[int, ...] = (8, 16, 32)  # lowest first; each is image_size, image_size / 2 or / 4
     condition_dropout: float = 0.1  # share of training images whose low-res condition is dropped, so
-                                    # that any resolution can also start a cascade (1, 2 or 3 stages)
+    # that any resolution can also start a cascade (1, 2 or 3 stages)
 
     def __post_init__(self):
         self.resolutions = tuple(int(r) for r in self.resolutions)
@@ -50,10 +52,10 @@ class CascadeConfig:
 
 @dataclass
 class DiffusionConfig:
-    num_timesteps: int = 500     # T
-    schedule: str = "linear"     # "linear" (DDPM) or "cosine" (Nichol & Dhariwal 2021)
-    beta_start: float = 1e-4     # beta_1 of the linear schedule
-    beta_end: float = 0.02       # beta_T of the linear schedule
+    num_timesteps: int = 500  # T
+    schedule: str = "linear"  # "linear" (DDPM) or "cosine" (Nichol & Dhariwal 2021)
+    beta_start: float = 1e-4  # beta_1 of the linear schedule
+    beta_end: float = 0.02  # beta_T of the linear schedule
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
@@ -64,21 +66,21 @@ class DiffusionConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100            # passes over the training set
-    batch_size: int = 128        # images per optimizer step (summed over all processes)
-    lr: float = 1e-4             # Adam learning rate at the start
-    lr_min: float = 1e-6         # cosine annealing ends here
-    warmup_steps: int = 0        # linear learning-rate warm-up before the cosine decay
-    label_dropout: float = 0.1   # share of labels replaced by the null class (classifier-free guidance)
-    ema_decay: float = 0.999     # EMA of the weights, ramped up over the first steps
-    precision: str = "auto"      # auto | fp32 | bf16 | fp16
-    grad_clip: float = 1.0       # max global gradient norm (0 = off)
-    freeze_base: bool = False    # keep the plain U-Net's weights (from --init) fixed; train only the
-                                 # layers a cascade or the attention variant adds
-    seed: int = 0                # seeds initialisation, data order, noise and dropout
-    preview_every: int = 5       # epochs between denoising previews (0 = never)
-    eval_every: int = 0          # epochs between quality probes (class accuracy, KID) in the log (0 = never)
-    max_bad_steps: int = 10      # consecutive non-finite losses before the run stops
+    epochs: int = 100  # passes over the training set
+    batch_size: int = 128  # images per optimizer step (summed over all processes)
+    lr: float = 1e-4  # Adam learning rate at the start
+    lr_min: float = 1e-6  # cosine annealing ends here
+    warmup_steps: int = 0  # linear learning-rate warm-up before the cosine decay
+    label_dropout: float = 0.1  # share of labels replaced by the null class (classifier-free guidance)
+    ema_decay: float = 0.999  # EMA of the weights, ramped up over the first steps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    freeze_base: bool = False  # keep the plain U-Net's weights (from --init) fixed; train only the
+    # layers a cascade or the attention variant adds
+    seed: int = 0  # seeds initialisation, data order, noise and dropout
+    preview_every: int = 5  # epochs between denoising previews (0 = never)
+    eval_every: int = 0  # epochs between quality probes (class accuracy, KID) in the log (0 = never)
+    max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
 
 
 def to_dict(config) -> dict:

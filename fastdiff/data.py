@@ -4,6 +4,7 @@ Sources: the official CIFAR-10 python archive, MNIST / Fashion-MNIST IDX files (
 and an image folder or .zip of one with a subfolder per class (a `train`/`test` level, as in the
 JPEG copy of CIFAR-10, picks the split). Named datasets are downloaded when absent and online.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,12 +28,13 @@ IDX_URLS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 }
-IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 DOWNLOADABLE = ("cifar10", *IDX_URLS)  # names load_dataset downloads into the data folder
 DATA_ENV = "FASTDIFF_DATA"  # environment variable naming the default dataset (a path or one of DOWNLOADABLE)
-FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat",
-                   "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 
 
 def default_dataset() -> str:
@@ -56,10 +58,10 @@ class DataError(Exception):
 
 @dataclass
 class ImageDataset:
-    images: torch.Tensor          # (N, C, H, W) uint8
-    labels: torch.Tensor          # (N,) long
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) long
     class_names: tuple[str, ...]
-    flip: bool = True             # random horizontal flips (natural images, not digits)
+    flip: bool = True  # random horizontal flips (natural images, not digits)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -70,7 +72,7 @@ class ImageDataset:
         order = torch.randperm(len(self), generator=generator)
         per_process = batch_size // world_size
         for start in range(0, len(order) - batch_size + 1, batch_size):  # drop the ragged last batch
-            index = order[start:start + batch_size][rank::world_size][:per_process]
+            index = order[start : start + batch_size][rank::world_size][:per_process]
             # Contiguous NCHW: decoded images are often channels-last views, and such a batch makes
             # bf16 training on CPU ~25% slower than the same network on an NCHW batch.
             x = to_model_range(self.images[index].contiguous())
@@ -89,8 +91,9 @@ def download(url: str, dest: Path) -> Path:
                 f.write(chunk)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise DataError(f"{dest}: not found, and downloading {url} failed ({e}); "
-                        f"download it by hand and pass its path") from e
+        raise DataError(
+            f"{dest}: not found, and downloading {url} failed ({e}); download it by hand and pass its path"
+        ) from e
     tmp.replace(dest)
     return dest
 
@@ -98,8 +101,12 @@ def download(url: str, dest: Path) -> Path:
 class _ArrayUnpickler(pickle.Unpickler):
     """The CIFAR-10 batches are pickles: allow numpy arrays and nothing else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -114,8 +121,9 @@ def load_cifar10_archive(path: Path, split: str = "train") -> ImageDataset:
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = {PurePosixPath(m.name).name: m for m in tar.getmembers() if m.isfile()}
-            class_names = tuple(n.decode() for n in _ArrayUnpickler(
-                tar.extractfile(members["batches.meta"])).load()[b"label_names"])
+            class_names = tuple(
+                n.decode() for n in _ArrayUnpickler(tar.extractfile(members["batches.meta"])).load()[b"label_names"]
+            )
             for name in names:
                 batch = _ArrayUnpickler(tar.extractfile(members[name]), encoding="bytes").load()
                 images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
@@ -129,7 +137,7 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
         data = f.read()
     _, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -151,8 +159,12 @@ def load_idx(folder: Path, name: str, split: str = "train", download_missing: bo
         raise DataError(f"{folder}: IDX images and labels do not match")
     images = torch.from_numpy(images.copy())[:, None]
     class_names = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(d) for d in range(10))
-    return ImageDataset(torch.nn.functional.pad(images, (2, 2, 2, 2)), torch.from_numpy(labels.astype(np.int64)),
-                        class_names, flip=False)
+    return ImageDataset(
+        torch.nn.functional.pad(images, (2, 2, 2, 2)),
+        torch.from_numpy(labels.astype(np.int64)),
+        class_names,
+        flip=False,
+    )
 
 
 def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarray:
@@ -171,15 +183,17 @@ def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarra
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def load_image_folder(path: Path, split: str = "train", image_size: int = 32,
-                      channels: int = 3) -> ImageDataset:
+def load_image_folder(path: Path, split: str = "train", image_size: int = 32, channels: int = 3) -> ImageDataset:
     """A folder or .zip with one subfolder per class, optionally under a train/test level."""
     if zipfile.is_zipfile(path):
         archive = zipfile.ZipFile(path)
         files = {name: archive.read for name in archive.namelist() if not name.endswith("/")}
     elif path.is_dir():
-        files = {str(p.relative_to(path).as_posix()): lambda n, root=path: (root / n).read_bytes()
-                 for p in path.rglob("*") if p.is_file()}
+        files = {
+            str(p.relative_to(path).as_posix()): lambda n, root=path: (root / n).read_bytes()
+            for p in path.rglob("*")
+            if p.is_file()
+        }
     else:
         raise DataError(f"{path}: neither a folder nor a .zip file")
     images_by_class: dict[str, list[str]] = {}
@@ -188,14 +202,13 @@ def load_image_folder(path: Path, split: str = "train", image_size: int = 32,
         if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES or "__MACOSX" in parts:
             continue
         if split in parts[:-2]:
-            parts = parts[parts.index(split) + 1:]
+            parts = parts[parts.index(split) + 1 :]
         elif {"train", "test"} & set(parts[:-2]):
             continue  # another split's image
         if len(parts) >= 2:
             images_by_class.setdefault(parts[-2], []).append(name)
     if not images_by_class:
-        raise DataError(f"{path}: no images in class subfolders (expected CLASS/IMAGE.jpg, "
-                        f"optionally under {split}/)")
+        raise DataError(f"{path}: no images in class subfolders (expected CLASS/IMAGE.jpg, optionally under {split}/)")
     class_names = tuple(sorted(images_by_class))
     arrays, labels = [], []
     for label, class_name in enumerate(class_names):
@@ -205,8 +218,9 @@ def load_image_folder(path: Path, split: str = "train", image_size: int = 32,
     return ImageDataset(torch.from_numpy(np.stack(arrays)), torch.tensor(labels), class_names)
 
 
-def load_dataset(spec: str, split: str = "train", image_size: int = 32, channels: int = 3,
-                 root: Path = Path("data")) -> ImageDataset:
+def load_dataset(
+    spec: str, split: str = "train", image_size: int = 32, channels: int = 3, root: Path = Path("data")
+) -> ImageDataset:
     """`cifar10`, `mnist`, `fashion-mnist` (downloaded into root when absent), or a path to a CIFAR-10
     .tar.gz, an IDX folder, or an image folder / .zip."""
     if spec == "cifar10":
@@ -217,13 +231,16 @@ def load_dataset(spec: str, split: str = "train", image_size: int = 32, channels
     else:
         path = Path(spec)
         if not path.exists():
-            raise DataError(f"{path}: not found (give a folder, a .zip, a CIFAR-10 .tar.gz, "
-                            f"or one of cifar10, mnist, fashion-mnist)")
+            raise DataError(
+                f"{path}: not found (give a folder, a .zip, a CIFAR-10 .tar.gz, "
+                f"or one of cifar10, mnist, fashion-mnist)"
+            )
         if path.name.endswith(".tar.gz"):
             dataset = load_cifar10_archive(path, split)
         elif path.is_dir() and any(path.glob("*-idx3-ubyte*")):
-            dataset = load_idx(path, "fashion-mnist" if "fashion" in path.name else "mnist", split,
-                               download_missing=False)
+            dataset = load_idx(
+                path, "fashion-mnist" if "fashion" in path.name else "mnist", split, download_missing=False
+            )
         else:
             dataset = load_image_folder(path, split, image_size, channels)
     if len(dataset) == 0:

@@ -1,5 +1,6 @@
 """Device and mixed-precision choice: CUDA with fp16 autocast and TF32 when present, otherwise the CPU
 with bf16 autocast where the CPU has native bf16 instructions, otherwise fp32."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ def peak_resident_mb(pid: int | str = "self") -> float | None:
         return int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM"))) / 1024
     if pid != "self":
         return None
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2 ** 20 if sys.platform == "darwin" else 1024)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -1,4 +1,5 @@
 """Turning sample tensors into pictures: grids, denoising strips, GIF and MP4 animations."""
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ def grid(images: torch.Tensor, columns: int | None = None, pad: int = 2, scale: 
     canvas = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = tile
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
     return canvas.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else canvas
 
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
 from fastdiff.nn.cascade import build_model
 from fastdiff.nn.checkpoint import save_model
-from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
 
 TINY = dict(n_feat=8, class_names=tuple("abcdefghij"))
 
@@ -16,8 +16,13 @@ def make_tiny_checkpoint(folder, num_timesteps: int = 50, cascade: bool = False,
     model = build_model(ModelConfig(**{**TINY, **model_options}), cascade_config)
     for p in model.parameters():  # also the layers that start at zero, so that the output varies
         torch.nn.init.normal_(p, std=0.05)
-    save_model(folder, model.state_dict(), model.config, DiffusionConfig(num_timesteps=num_timesteps),
-               cascade_config=cascade_config)
+    save_model(
+        folder,
+        model.state_dict(),
+        model.config,
+        DiffusionConfig(num_timesteps=num_timesteps),
+        cascade_config=cascade_config,
+    )
     return folder
 
 

@@ -1,4 +1,5 @@
 """The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
+
 import io
 import json
 import time
@@ -8,18 +9,28 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_checkpoint
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from fastdiff.app import ui as app
-from conftest import make_tiny_checkpoint
 from fastdiff.app.backend import Backend
 from fastdiff.bench.app_memory import free_port
 from fastdiff.eval.cost import effective_nfe
 
-GOOD = dict(checkpoint="cifar10-base", class_name="c", sampler="DDIM", steps=10, guidance=2.0,
-            attention=False, stages=1, seed=0, num_images=4, eta=0.0)
+GOOD = dict(
+    checkpoint="cifar10-base",
+    class_name="c",
+    sampler="DDIM",
+    steps=10,
+    guidance=2.0,
+    attention=False,
+    stages=1,
+    seed=0,
+    num_images=4,
+    eta=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +62,22 @@ def test_generation_returns_the_grid_png_gif_and_mp4(served):
     assert Image.open(downloads[0]).size == (2 * 34 + 2, 2 * 34 + 2)
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(steps=0), "Value 0 is less than minimum value 1"),  # the slider's own check
-    (dict(steps=51), "steps must be between 1 and 50"),
-    (dict(guidance=-1.0), "guidance weight must be between 0 and 10, got -1"),
-    (dict(guidance=None), "guidance weight and eta need a value"),
-    (dict(num_images=17), "Value 17 is greater than maximum value 16"),
-    (dict(seed=-3), "seed must be between 0"),
-    (dict(class_name="zebra"), "unknown class 'zebra'"),
-    (dict(sampler="Euler"), "'Euler' .* is not in the list of choices"),
-    (dict(checkpoint="runs/plain", stages=2), "runs/plain is a plain model: cascade with 2 stages needs"),
-    (dict(attention=True), "attention variant: no checkpoint shipped yet"),
-    (dict(checkpoint="../../etc"), "checkpoint '../../etc' not found"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(steps=0), "Value 0 is less than minimum value 1"),  # the slider's own check
+        (dict(steps=51), "steps must be between 1 and 50"),
+        (dict(guidance=-1.0), "guidance weight must be between 0 and 10, got -1"),
+        (dict(guidance=None), "guidance weight and eta need a value"),
+        (dict(num_images=17), "Value 17 is greater than maximum value 16"),
+        (dict(seed=-3), "seed must be between 0"),
+        (dict(class_name="zebra"), "unknown class 'zebra'"),
+        (dict(sampler="Euler"), "'Euler' .* is not in the list of choices"),
+        (dict(checkpoint="runs/plain", stages=2), "runs/plain is a plain model: cascade with 2 stages needs"),
+        (dict(attention=True), "attention variant: no checkpoint shipped yet"),
+        (dict(checkpoint="../../etc"), "checkpoint '../../etc' not found"),
+    ],
+)
 def test_bad_input_gets_its_message_and_the_app_keeps_serving(served, changes, message):
     _, client = served
     with pytest.raises(AppError, match=message.replace("(", r"\(")):
@@ -88,8 +102,9 @@ def test_two_clients_at_once_both_get_their_own_images(served):
     _, client = served
     other = Client(client.src, verbose=False)
     with ThreadPoolExecutor(2) as pool:
-        together = list(pool.map(lambda c_seed: generate(c_seed[0], seed=c_seed[1], steps=30),
-                                 [(client, 1), (other, 2)]))
+        together = list(
+            pool.map(lambda c_seed: generate(c_seed[0], seed=c_seed[1], steps=30), [(client, 1), (other, 2)])
+        )
     alone = [generate(client, seed=seed, steps=30) for seed in (1, 2)]
     for (_, _, _, files), (_, _, _, expected) in zip(together, alone):
         assert np.array_equal(np.asarray(Image.open(files[0])), np.asarray(Image.open(expected[0])))
@@ -98,8 +113,10 @@ def test_two_clients_at_once_both_get_their_own_images(served):
 
 def test_compare_runs_each_configuration_on_the_same_seed(served):
     _, client = served
-    table = {"headers": ["sampler", "steps", "guidance", "variant", "stages"],
-             "data": [["DDIM", 10, 2.0, "base", 1], ["DPM-Solver++", 5, 0.0, "base", 1], ["", "", "", "", ""]]}
+    table = {
+        "headers": ["sampler", "steps", "guidance", "variant", "stages"],
+        "data": [["DDIM", 10, 2.0, "base", 1], ["DPM-Solver++", 5, 0.0, "base", 1], ["", "", "", "", ""]],
+    }
     gallery, results, plot = client.predict("cifar10-base", "a", 3, 2, table, api_name="/compare")
     assert len(gallery) == 2 and plot is not None
     rows = results["data"]
@@ -108,18 +125,39 @@ def test_compare_runs_each_configuration_on_the_same_seed(served):
     with pytest.raises(AppError, match="give two to four configurations"):
         client.predict("cifar10-base", "a", 3, 2, {**table, "data": table["data"][:1]}, api_name="/compare")
     with pytest.raises(AppError, match="configuration 2: steps must be between 1 and 50"):
-        client.predict("cifar10-base", "a", 3, 2, {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base", 1]]},
-                       api_name="/compare")
+        client.predict(
+            "cifar10-base",
+            "a",
+            3,
+            2,
+            {**table, "data": [table["data"][0], ["DDIM", 99, 1, "base", 1]]},
+            api_name="/compare",
+        )
 
 
 def test_compare_shows_eval_json_at_its_configuration_and_labels_it_elsewhere(served):
     backend, client = served
     path = backend.store.folder("cifar10-base") / "eval.json"
-    path.write_text(json.dumps({"sampler": "ddim", "steps": 10, "guidance": 2.0, "stages": 1, "n": 1000,
-                                "class_accuracy": 0.5, "kid": 0.02, "kid_std": 0.001, "fd": 3.0,
-                                "real_vs_real": {"class_accuracy": 0.9, "kid": 0.001, "fd": 0.5}}))
-    table = {"headers": ["sampler", "steps", "guidance", "variant", "stages"],
-             "data": [["DDIM", 10, 2.0, "base", 1], ["DPM-Solver++", 5, 2.0, "base", 1]]}
+    path.write_text(
+        json.dumps(
+            {
+                "sampler": "ddim",
+                "steps": 10,
+                "guidance": 2.0,
+                "stages": 1,
+                "n": 1000,
+                "class_accuracy": 0.5,
+                "kid": 0.02,
+                "kid_std": 0.001,
+                "fd": 3.0,
+                "real_vs_real": {"class_accuracy": 0.9, "kid": 0.001, "fd": 0.5},
+            }
+        )
+    )
+    table = {
+        "headers": ["sampler", "steps", "guidance", "variant", "stages"],
+        "data": [["DDIM", 10, 2.0, "base", 1], ["DPM-Solver++", 5, 2.0, "base", 1]],
+    }
     try:
         _, results, _ = client.predict("cifar10-base", "a", 3, 1, table, api_name="/compare")
     finally:
@@ -130,8 +168,10 @@ def test_compare_shows_eval_json_at_its_configuration_and_labels_it_elsewhere(se
 
 def test_compare_reports_a_cascade_nfe_per_resolution_and_its_effective_nfe(served):
     backend, client = served
-    table = {"headers": ["sampler", "steps", "guidance", "variant", "stages"],
-             "data": [["DDIM", 10, 2.0, "base", 1], ["DDIM", 10, 2.0, "base", 2]]}
+    table = {
+        "headers": ["sampler", "steps", "guidance", "variant", "stages"],
+        "data": [["DDIM", 10, 2.0, "base", 1], ["DDIM", 10, 2.0, "base", 2]],
+    }
     _, results, _ = client.predict("cifar10-base", "a", 3, 2, table, api_name="/compare")
     plain, cascade = results["data"]
     assert (plain[1], plain[5], plain[7], plain[8]) == ("cifar10-base", 1, "10 at 32x32", 10)
@@ -154,8 +194,18 @@ def png(seed: int) -> bytes:
 
 
 def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base", cascade=False, freeze_base=False):
-    return client.predict(dataset, handle_file(upload) if upload else None, epochs, 4, "fp32", False, cascade,
-                          warm_start, freeze_base, api_name="/train")
+    return client.predict(
+        dataset,
+        handle_file(upload) if upload else None,
+        epochs,
+        4,
+        "fp32",
+        False,
+        cascade,
+        warm_start,
+        freeze_base,
+        api_name="/train",
+    )
 
 
 def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generate(served, tmp_path):
@@ -197,13 +247,16 @@ def test_the_cascade_switch_trains_a_cascade(served, tmp_path):
     assert generate(client, checkpoint=run, stages=3, steps=4)[1].startswith("done: step 6/6 · stage 3/3")
 
 
-@pytest.mark.parametrize("dataset, upload, message", [
-    ("/etc/passwd", None, "other paths are not read"),
-    ("../../shared.zip", None, "other paths are not read"),
-    ("shared.zip", None, "not found; upload a .zip"),
-    ("", "not-a-zip.zip", "is not a .zip file"),
-    ("", "no-images.zip", "has no images in class folders"),
-])
+@pytest.mark.parametrize(
+    "dataset, upload, message",
+    [
+        ("/etc/passwd", None, "other paths are not read"),
+        ("../../shared.zip", None, "other paths are not read"),
+        ("shared.zip", None, "not found; upload a .zip"),
+        ("", "not-a-zip.zip", "is not a .zip file"),
+        ("", "no-images.zip", "has no images in class folders"),
+    ],
+)
 def test_bad_training_input_gets_its_message(served, tmp_path, dataset, upload, message):
     _, client = served
     (tmp_path / "not-a-zip.zip").write_text("hello")

@@ -3,6 +3,7 @@ sampling, and every tab renders. Screenshots app-<tab>.png go to a temporary fol
 FASTDIFF_SCREENSHOTS=assets (a folder relative to the repository), one more test serves the shipped
 checkpoints and retakes the README's screenshots there; run it alone (-k readme_screenshots), since
 the module's page fixture keeps its own Playwright session open."""
+
 import os
 import re
 import shutil
@@ -10,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_tiny_checkpoint
+from test_app import png, write_zip
 
 from fastdiff.app import ui as app
-from conftest import make_tiny_checkpoint
 from fastdiff.app.backend import Backend
-from fastdiff.data import default_dataset
 from fastdiff.bench.app_memory import free_port
-from test_app import png, write_zip
+from fastdiff.data import default_dataset
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +33,16 @@ def serve(backend: Backend):
     app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_role("button", name="Generate", exact=True).wait_for()
@@ -128,8 +136,10 @@ def test_learn_tab(page, screenshot):
     screenshot(page, "learn")
 
 
-@pytest.mark.skipif(not os.environ.get("FASTDIFF_SCREENSHOTS"), reason="retakes the README's screenshots only "
-                    "with FASTDIFF_SCREENSHOTS=assets")
+@pytest.mark.skipif(
+    not os.environ.get("FASTDIFF_SCREENSHOTS"),
+    reason="retakes the README's screenshots only with FASTDIFF_SCREENSHOTS=assets",
+)
 def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
     if not (ROOT / "checkpoints" / "cifar10-base" / "model.safetensors").exists():
         pytest.skip("no shipped checkpoint")

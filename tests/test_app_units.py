@@ -1,4 +1,5 @@
 """The app's adapter functions without a server: settings checks, frame throttling, variant choice."""
+
 import itertools
 import math
 
@@ -6,16 +7,16 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_checkpoint
 
 from fastdiff.app import ui as app
-from conftest import make_tiny_checkpoint
 from fastdiff.app.backend import Backend
 from fastdiff.app.compare import CASCADE_CONFIG, default_configs, quality
 from fastdiff.app.generate import Request, make_request, pad_to_multiple, stream
 from fastdiff.app.learn import noised, schedule_figure
 from fastdiff.app.models import ModelStore
-from fastdiff.diffusion.sampling import Plan
 from fastdiff.diffusion.cascade import Stage
+from fastdiff.diffusion.sampling import Plan
 
 
 @pytest.fixture
@@ -60,13 +61,15 @@ def test_request_settings(store):
     made = request(store)
     assert made.seeds == [5, 6, 7] and made.labels.tolist() == [1, 1, 1] and made.plan.sampler == "ddim"
     assert request(store, sampler_label="DPM-Solver++", eta=0.7).plan.eta == 0.0  # eta is DDIM's alone
-    for bad, message in [(dict(guidance=math.nan), "guidance weight must be between 0 and 10, got nan"),
-                         (dict(guidance=math.inf), "guidance weight must be between 0 and 10, got inf"),
-                         (dict(guidance=1e30), "guidance weight must be between 0 and 10, got 1e"),
-                         (dict(steps=2.5), "steps must be a whole number"),
-                         (dict(steps=math.nan), "steps must be a whole number"),
-                         (dict(eta=1.5), "eta must be between 0 and 1"),
-                         (dict(num_images=0), "number of images must be between 1 and 16")]:
+    for bad, message in [
+        (dict(guidance=math.nan), "guidance weight must be between 0 and 10, got nan"),
+        (dict(guidance=math.inf), "guidance weight must be between 0 and 10, got inf"),
+        (dict(guidance=1e30), "guidance weight must be between 0 and 10, got 1e"),
+        (dict(steps=2.5), "steps must be a whole number"),
+        (dict(steps=math.nan), "steps must be a whole number"),
+        (dict(eta=1.5), "eta must be between 0 and 1"),
+        (dict(num_images=0), "number of images must be between 1 and 16"),
+    ]:
         with pytest.raises(ValueError, match=message):
             request(store, **bad)
 
@@ -75,8 +78,7 @@ def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
     ticks = itertools.count()
     clock = lambda: next(ticks) * 0.01  # noqa: E731 (each step takes 10 ms of fake time)
     animation = []
-    runner = stream(store.load("cifar10-base"), request(store, steps=50), "fp32", animation, interval=0.1,
-                    clock=clock)
+    runner = stream(store.load("cifar10-base"), request(store, steps=50), "fp32", animation, interval=0.1, clock=clock)
     sent = list(runner)
     assert 5 <= len(sent) <= 7  # 50 steps of 10 ms at <= 10 frames/s, plus the last step
     assert sent[-1].step.index == 49 and sent[-1].step.x_t.shape == (3, 3, 32, 32)
@@ -91,14 +93,25 @@ def test_a_cascade_streams_the_first_frame_of_every_stage_at_the_final_size(stor
     with pytest.raises(ValueError, match="stage 1 .* needs a truncation point"):
         make_request(loaded, "b", "DDIM", 1, 2.0, 0.0, 5, 2, num_stages=3)
     sent = list(stream(loaded, made, "fp32", [], interval=math.inf))  # only the throttle's exceptions
-    assert [(p.step.index, p.stage) for p in sent] == [(0, "stage 1/3 at 8x8"), (5, "stage 2/3 at 16x16"),
-                                                  (9, "stage 3/3 at 32x32"), (13, "stage 3/3 at 32x32")]
+    assert [(p.step.index, p.stage) for p in sent] == [
+        (0, "stage 1/3 at 8x8"),
+        (5, "stage 2/3 at 16x16"),
+        (9, "stage 3/3 at 32x32"),
+        (13, "stage 3/3 at 32x32"),
+    ]
     assert {p.picture.shape for p in sent} == {(34 + 2, 2 * (2 * 34 + 2) + 4, 3)}  # 8x8 and 16x16 enlarged
 
 
 def test_quality_of_the_measured_configuration_or_labelled_with_it():
-    measured = {"sampler": "ddim", "steps": 50, "guidance": 2.0, "stages": 1, "class_accuracy": 0.612,
-                "kid": 0.0123, "real_vs_real": {"class_accuracy": 0.9, "kid": 0.0011, "fd": 1.0}}
+    measured = {
+        "sampler": "ddim",
+        "steps": 50,
+        "guidance": 2.0,
+        "stages": 1,
+        "class_accuracy": 0.612,
+        "kid": 0.0123,
+        "real_vs_real": {"class_accuracy": 0.9, "kid": 0.0011, "fd": 1.0},
+    }
     same = Request(Plan("ddim", 50, 2.0, 0.0, [Stage(32, "ddim", 50)]), None, [0])
     numbers = "class acc. 61.2%, KID 0.0123 (real vs real 0.0011)"
     assert quality(measured, same) == (numbers, 0.0123)
@@ -117,7 +130,7 @@ def test_forward_process_picture_follows_the_schedule(store):
     schedule = store.schedule("cifar10-base")
     picture = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)  # cropped and resized
     start, caption = noised(picture, schedule, 0)
-    x0, x_t = (start[16:272, 8 * left:8 * (left + 32)].astype(int) for left in (2, 36))  # grid(scale=8) tiles
+    x0, x_t = (start[16:272, 8 * left : 8 * (left + 32)].astype(int) for left in (2, 36))  # grid(scale=8) tiles
     assert np.abs(x0 - x_t).mean() < 8  # t = 0: almost no noise
     end, _ = noised(picture, schedule, schedule.num_timesteps - 1)
     assert not np.array_equal(start, end) and caption.startswith("t = 0:")

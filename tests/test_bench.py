@@ -1,21 +1,28 @@
 """The benchmark's pieces (no timings are asserted: speed is measured by `python -m fastdiff bench`)."""
+
 import json
 from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_tiny_checkpoint
-from fastdiff.nn.baseline import BaselineConfig, BaselineUNet
-from fastdiff.bench.runner import (SAMPLE_CONFIGS, quality_columns, sample_jobs, time_app_streaming,
-                                   time_cascade_sampling, time_sampling)
-from fastdiff.bench.timing import forward_gflops, isolated, time_run, time_runs
-from fastdiff.report import markdown_table
+
 from fastdiff.bench.app_memory import app_peak_memory
-from fastdiff.diffusion.samplers import Step
+from fastdiff.bench.runner import (
+    SAMPLE_CONFIGS,
+    quality_columns,
+    sample_jobs,
+    time_app_streaming,
+    time_cascade_sampling,
+    time_sampling,
+)
+from fastdiff.bench.timing import forward_gflops, isolated, time_run, time_runs
 from fastdiff.config import ModelConfig
 from fastdiff.device import peak_resident_mb
+from fastdiff.diffusion.samplers import Step
+from fastdiff.nn.baseline import BaselineConfig, BaselineUNet
 from fastdiff.nn.unet import UNet
+from fastdiff.report import markdown_table
 
 
 def test_baseline_has_the_ddpm_cifar10_size():
@@ -38,25 +45,42 @@ def test_flop_count_grows_with_width_and_attention():
 
 def test_markdown_table_and_missing_quality_columns(tmp_path):
     assert markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
-    assert quality_columns(tmp_path, ("ddim", 50, 2.0, 1)) == quality_columns(None, ("ddim", 50, 2.0, 1)) == ("not measured",) * 2
+    assert (
+        quality_columns(tmp_path, ("ddim", 50, 2.0, 1))
+        == quality_columns(None, ("ddim", 50, 2.0, 1))
+        == ("not measured",) * 2
+    )
 
 
 def test_quality_is_labelled_with_the_configuration_it_was_measured_at(tmp_path):
-    (tmp_path / "eval.json").write_text(json.dumps({"sampler": "ddim", "steps": 50, "guidance": 2.0, "stages": 1,
-                                                    "class_accuracy": 0.612, "kid": 0.0123}))
+    (tmp_path / "eval.json").write_text(
+        json.dumps(
+            {"sampler": "ddim", "steps": 50, "guidance": 2.0, "stages": 1, "class_accuracy": 0.612, "kid": 0.0123}
+        )
+    )
     assert quality_columns(tmp_path, ("ddim", 50, 2.0, 1)) == ("61.2%", "0.0123")
     assert quality_columns(tmp_path, ("dpm++", 20, 2.0, 3)) == ("61.2% (at DDIM-50, w=2)", "0.0123 (at DDIM-50, w=2)")
 
 
 def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
     plain = sample_jobs(tmp_path / "cifar10-cascade")
-    assert len(plain) == len(SAMPLE_CONFIGS) + 1 and [job.timing for job in plain[-2:]] == [time_sampling, time_app_streaming]
+    assert len(plain) == len(SAMPLE_CONFIGS) + 1 and [job.timing for job in plain[-2:]] == [
+        time_sampling,
+        time_app_streaming,
+    ]
     make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
-    cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(plain):]
+    cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(plain) :]
     assert [(job.label, job.sampler, job.configuration, job.timing, job.args[1:]) for job in cascade] == [
-        (f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages", (sampler, steps, 2.0, stages),
-         time_cascade_sampling, (sampler, stages))
-        for stages in (2, 3) for sampler, steps in (("ddim", 50), ("dpm++", 20))]
+        (
+            f"FastDiff cascade, {stages} stages",
+            f"{sampler.upper()}, default stages",
+            (sampler, steps, 2.0, stages),
+            time_cascade_sampling,
+            (sampler, stages),
+        )
+        for stages in (2, 3)
+        for sampler, steps in (("ddim", 50), ("dpm++", 20))
+    ]
 
 
 def test_time_run_warms_up_then_runs_repeats_and_extrapolates_a_cut_run():
@@ -80,7 +104,7 @@ def nothing() -> dict:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory of a fresh process needs /proc")
 def test_an_isolated_run_reports_its_own_peak_memory_not_its_parents():
-    ballast = b"x" * (800 * 2 ** 20)  # written, so resident in this process only
+    ballast = b"x" * (800 * 2**20)  # written, so resident in this process only
     child = isolated(nothing)["peak_rss_mb"]
     assert len(ballast) and child < peak_resident_mb() - 700
 
@@ -92,6 +116,7 @@ def test_time_runs_warms_all_up_then_lets_them_take_turns_in_rounds():
         def run(sampler, steps):
             calls.append((name, steps))
             return (Step(i, steps, 0, torch.zeros(1), torch.zeros(1)) for i in range(steps))
+
         return run
 
     results = time_runs([recorder("a"), recorder("b")], "ddim", 3, rounds=2)
@@ -107,6 +132,7 @@ def test_cascade_timing_reports_nfe_per_resolution_and_effective_nfe(tmp_path):
 
 def test_baseline_runs_under_guidance():
     from fastdiff.diffusion.guidance import GuidedDenoiser
+
     model = BaselineUNet(BaselineConfig(ch=32)).eval()
     x = torch.randn(2, 3, 32, 32)
     assert GuidedDenoiser(model, torch.tensor([1, 2]), 2.0)(x, torch.tensor([5, 5])).shape == x.shape

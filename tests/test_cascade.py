@@ -1,28 +1,28 @@
 """The LowDiff cascade on tiny models: shapes at every resolution and stage count, per-resolution
 training touching only that resolution's blocks, the truncated sampling loop, equivalence of one
 stage with the plain sampler, checkpoints, effective NFE and the CLI."""
+
 import json
 
 import pytest
 import torch
-
-from fastdiff.nn.cascade import CascadeUNet, parameter_overhead
-from fastdiff.bench.cascade import ranked, stage_candidates
-from fastdiff.diffusion.cascade import Stage, default_stages
-from fastdiff.diffusion.guidance import GuidedDenoiser
-from fastdiff.eval.cost import effective_nfe, measure_step_latency, stage_nfe
-from fastdiff.nn.checkpoint import load_model, save_model
-from fastdiff.cli import main
-from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
-from fastdiff.diffusion.losses import cascade_loss, diffusion_loss, noisy_condition
-from fastdiff.diffusion.sampling import make_plan, sample, sample_steps
-from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
-from fastdiff.diffusion.schedule import NoiseSchedule
-from fastdiff.train.trainer import Trainer
-from fastdiff.nn.unet import UNet
-
 from conftest import TINY
 from test_train import color_dataset
+
+from fastdiff.bench.cascade import ranked, stage_candidates
+from fastdiff.cli import main
+from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from fastdiff.diffusion.cascade import Stage, default_stages
+from fastdiff.diffusion.guidance import GuidedDenoiser
+from fastdiff.diffusion.losses import cascade_loss, diffusion_loss, noisy_condition
+from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
+from fastdiff.diffusion.sampling import make_plan, sample, sample_steps
+from fastdiff.diffusion.schedule import NoiseSchedule
+from fastdiff.eval.cost import effective_nfe, measure_step_latency, stage_nfe
+from fastdiff.nn.cascade import CascadeUNet, parameter_overhead
+from fastdiff.nn.checkpoint import load_model, save_model
+from fastdiff.nn.unet import UNet
+from fastdiff.train.trainer import Trainer
 
 SCHEDULE = NoiseSchedule(DiffusionConfig(num_timesteps=50))
 LABELS = torch.tensor([1, 7])
@@ -79,11 +79,21 @@ def test_a_step_at_one_resolution_updates_only_the_blocks_it_uses(cascade, size)
     x0 = torch.rand(4, 3, 32, 32) * 2 - 1
     low = {16: 8, 32: 16}.get(size)
     generator = torch.Generator().manual_seed(0)
-    condition = None if low is None else noisy_condition(
-        SCHEDULE, torch.nn.functional.interpolate(x0, size=low, mode="area"), size, generator, 0.0)
+    condition = (
+        None
+        if low is None
+        else noisy_condition(SCHEDULE, torch.nn.functional.interpolate(x0, size=low, mode="area"), size, generator, 0.0)
+    )
     cascade.train()
-    loss = diffusion_loss(cascade, SCHEDULE, torch.nn.functional.interpolate(x0, size=size, mode="area"),
-                          torch.arange(4), generator, 0.1, **({} if condition is None else {"condition": condition}))
+    loss = diffusion_loss(
+        cascade,
+        SCHEDULE,
+        torch.nn.functional.interpolate(x0, size=size, mode="area"),
+        torch.arange(4),
+        generator,
+        0.1,
+        **({} if condition is None else {"condition": condition}),
+    )
     loss.backward()
     grads = {k for k, p in cascade.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     other_io = set().union(*(io_parameters(cascade, s) for s in (8, 16, 32) if s != size))
@@ -130,7 +140,7 @@ def test_truncated_sampling_visits_the_configured_stages_and_steps(cascade, num_
         assert r.x_t.shape == r.x0.shape == (2, 3, r.resolution, r.resolution)
     for i, stage in enumerate(stages):  # each stage walks its own grid from t_start, cut at the truncation
         grid = timestep_grid(50, stage.num_steps, stage.t_start)
-        assert [r.t for r in records if r.stage == i] == grid[:stage.nfe] and grid[0] == (stage.t_start or 49)
+        assert [r.t for r in records if r.stage == i] == grid[: stage.nfe] and grid[0] == (stage.t_start or 49)
     assert sample(cascade, SCHEDULE, LABELS, [0, 1], plan).shape == (2, 3, 32, 32)
 
 
@@ -159,8 +169,14 @@ def test_one_stage_equals_the_plain_sampler_on_the_same_weights():
 
 
 def test_cascade_checkpoint_round_trip(cascade, tmp_path):
-    save_model(tmp_path / "c", cascade.state_dict(), cascade.config, SCHEDULE.config,
-               dtype=torch.float32, cascade_config=cascade.cascade)
+    save_model(
+        tmp_path / "c",
+        cascade.state_dict(),
+        cascade.config,
+        SCHEDULE.config,
+        dtype=torch.float32,
+        cascade_config=cascade.cascade,
+    )
     loaded, diffusion_config, _ = load_model(tmp_path / "c")
     assert isinstance(loaded, CascadeUNet) and loaded.cascade == cascade.cascade
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in cascade.state_dict().items())
@@ -173,8 +189,14 @@ def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path):
     config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, precision="fp32", preview_every=0)
     plain = Trainer(color_dataset(), tmp_path / "plain", config, ModelConfig(n_feat=8))
     plain.run()
-    trainer = Trainer(color_dataset(), tmp_path / "cascade", config, ModelConfig(n_feat=8),
-                      init=tmp_path / "plain", cascade_config=CascadeConfig())
+    trainer = Trainer(
+        color_dataset(),
+        tmp_path / "cascade",
+        config,
+        ModelConfig(n_feat=8),
+        init=tmp_path / "plain",
+        cascade_config=CascadeConfig(),
+    )
     assert trainer.loss is cascade_loss
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     assert all(torch.equal(start[k], v.half().float()) for k, v in plain.ema.shadow.items())
@@ -183,8 +205,14 @@ def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path):
     assert isinstance(model, CascadeUNet) and model.cascade == CascadeConfig()
     assert not torch.equal(start["inputs.8.weight"], trainer.model.state_dict()["inputs.8.weight"])
     assert trainer.preview().exists()  # all three stages, frames enlarged to 32x32
-    resumed = Trainer(color_dataset(), tmp_path / "cascade", config, ModelConfig(n_feat=8), resume=True,
-                      cascade_config=CascadeConfig())
+    resumed = Trainer(
+        color_dataset(),
+        tmp_path / "cascade",
+        config,
+        ModelConfig(n_feat=8),
+        resume=True,
+        cascade_config=CascadeConfig(),
+    )
     assert resumed.step == trainer.step
 
 
@@ -192,8 +220,14 @@ def test_freeze_base_trains_only_the_added_layers_and_needs_a_warm_start(tmp_pat
     config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, precision="fp32", preview_every=0)
     Trainer(color_dataset(), tmp_path / "plain", config, ModelConfig(n_feat=8)).run()
     frozen = TrainConfig(**{**config.__dict__, "freeze_base": True})
-    trainer = Trainer(color_dataset(), tmp_path / "cascade", frozen, ModelConfig(n_feat=8),
-                      init=tmp_path / "plain", cascade_config=CascadeConfig())
+    trainer = Trainer(
+        color_dataset(),
+        tmp_path / "cascade",
+        frozen,
+        ModelConfig(n_feat=8),
+        init=tmp_path / "plain",
+        cascade_config=CascadeConfig(),
+    )
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.run()
     plain_names = set(UNet(trainer.model_config).state_dict())
@@ -231,11 +265,45 @@ def test_cli_samples_a_cascade_and_refuses_stages_on_a_plain_checkpoint(cascade,
     folder = tmp_path / "cascade"
     save_model(folder, cascade.state_dict(), cascade.config, SCHEDULE.config, cascade_config=cascade.cascade)
     out, gif = tmp_path / "grid.png", tmp_path / "denoise.gif"
-    assert main(["sample", "--checkpoint", str(folder), "--stages", "3", "--stage-steps", "10,8,5",
-                 "--truncate", "6,4", "--n", "2", "--out", str(out), "--gif", str(gif), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(folder),
+                "--stages",
+                "3",
+                "--stage-steps",
+                "10,8,5",
+                "--truncate",
+                "6,4",
+                "--n",
+                "2",
+                "--out",
+                str(out),
+                "--gif",
+                str(gif),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert out.exists() and gif.exists()
     capsys.readouterr()
-    assert main(["sample", "--checkpoint", str(tiny_checkpoint), "--stages", "2", "--quiet",
-                 "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--stages",
+                "2",
+                "--quiet",
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "plain model" in err

@@ -1,19 +1,26 @@
 """Checkpoints: exact round trip, and a clear error naming the file for every kind of damage."""
+
 import json
 
 import pytest
 import torch
 
-from fastdiff.nn.checkpoint import CheckpointError, images_seen_total, load_model, save_model
 from fastdiff.config import DiffusionConfig
+from fastdiff.nn.checkpoint import CheckpointError, images_seen_total, load_model, save_model
 from fastdiff.nn.unet import UNet
 
 
 def test_round_trip_is_exact(tmp_path, tiny_config):
     torch.manual_seed(0)
     model = UNet(tiny_config)
-    save_model(tmp_path / "ckpt", model.state_dict(), tiny_config, DiffusionConfig(num_timesteps=123),
-               training={"epochs": 3}, dtype=torch.float32)
+    save_model(
+        tmp_path / "ckpt",
+        model.state_dict(),
+        tiny_config,
+        DiffusionConfig(num_timesteps=123),
+        training={"epochs": 3},
+        dtype=torch.float32,
+    )
     loaded, diffusion, training = load_model(tmp_path / "ckpt")
     assert loaded.config == tiny_config and diffusion.num_timesteps == 123 and training == {"epochs": 3}
     for key, value in model.state_dict().items():
@@ -60,6 +67,7 @@ def test_weights_that_do_not_match_the_config(tiny_checkpoint):
 
 def test_loading_never_unpickles(tiny_checkpoint, monkeypatch):
     import pickle
+
     monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))
     monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("unpickled"))
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load"))

@@ -1,4 +1,5 @@
 """The noise process, the network, guidance and the samplers, on tiny models and analytic cases."""
+
 import math
 
 import pytest
@@ -6,8 +7,8 @@ import torch
 
 from fastdiff.config import DiffusionConfig, ModelConfig
 from fastdiff.diffusion.guidance import GuidedDenoiser, combine
-from fastdiff.diffusion.sampling import final_images, make_plan, sample, sample_steps
 from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
+from fastdiff.diffusion.sampling import final_images, make_plan, sample, sample_steps
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.nn.unet import UNet
 
@@ -16,8 +17,13 @@ from fastdiff.nn.unet import UNet
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("num_classes", [0, 10])
 def test_unet_output_shape(attention, channels, num_classes):
-    config = ModelConfig(n_feat=8, image_channels=channels, num_classes=num_classes, attention=attention,
-                         class_names=tuple(str(i) for i in range(num_classes)))
+    config = ModelConfig(
+        n_feat=8,
+        image_channels=channels,
+        num_classes=num_classes,
+        attention=attention,
+        class_names=tuple(str(i) for i in range(num_classes)),
+    )
     model = UNet(config)
     x = torch.randn(3, channels, 32, 32)
     labels = torch.tensor([0, 5, 9]) if num_classes else None
@@ -33,7 +39,7 @@ def test_unet_structure_follows_the_paper():
     model(torch.randn(1, 3, 32, 32), torch.tensor([3]), torch.tensor([1]))
     assert features["enc1"] == (1, 16, 32, 32)
     assert features["enc2"] == (1, 16, 16, 16)
-    assert features["mid"] == (1, 32, 8, 8)       # 2 * n_feat at the 8x8 bottleneck
+    assert features["mid"] == (1, 32, 8, 8)  # 2 * n_feat at the 8x8 bottleneck
     assert model.attention.heads == 4
     assert model.attention.qkv.in_channels == 32  # attention on the full channels, no compression
 
@@ -88,7 +94,8 @@ def gaussian_denoiser(schedule):
     def denoiser(x_t, t):
         alpha_bar = schedule.alpha_bar[t].view(-1, 1, 1, 1)
         a, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-        return sigma * (x_t - a * MU) / (a ** 2 * STD ** 2 + sigma ** 2)
+        return sigma * (x_t - a * MU) / (a**2 * STD**2 + sigma**2)
+
     return denoiser
 
 
@@ -98,13 +105,16 @@ def sample_gaussian(sampler, steps, eta=0.0, scale=1.0):
     exact = gaussian_denoiser(schedule)
     rng = ImageRNG(range(4000))
     alpha_bar = schedule.alpha_bar[-1].item()
-    x_T = math.sqrt(alpha_bar) * MU + math.sqrt(alpha_bar * STD ** 2 + 1 - alpha_bar) * rng.randn(1, 2, 2)
-    return final_images(SAMPLERS[sampler](lambda x, t: scale * exact(x, t), schedule, x_T, steps, eta=eta,
-                                   rng=rng, clip_x0=False))
+    x_T = math.sqrt(alpha_bar) * MU + math.sqrt(alpha_bar * STD**2 + 1 - alpha_bar) * rng.randn(1, 2, 2)
+    return final_images(
+        SAMPLERS[sampler](lambda x, t: scale * exact(x, t), schedule, x_T, steps, eta=eta, rng=rng, clip_x0=False)
+    )
 
 
-@pytest.mark.parametrize("sampler, steps, eta", [("ddpm", 500, 0), ("ddpm", 100, 0), ("ddim", 50, 0),
-                                                 ("ddim", 100, 1.0), ("dpm++", 20, 0), ("dpm++", 50, 0)])
+@pytest.mark.parametrize(
+    "sampler, steps, eta",
+    [("ddpm", 500, 0), ("ddpm", 100, 0), ("ddim", 50, 0), ("ddim", 100, 1.0), ("dpm++", 20, 0), ("dpm++", 50, 0)],
+)
 def test_samplers_recover_a_known_gaussian(sampler, steps, eta):
     x = sample_gaussian(sampler, steps, eta)
     assert x.mean().item() == pytest.approx(MU, abs=0.01)
@@ -161,7 +171,9 @@ def test_each_image_depends_only_on_its_own_seed(tiny_model, sampler):
 
 def test_samplers_stream_every_step(tiny_model):
     schedule = NoiseSchedule(DiffusionConfig(num_timesteps=50))
-    steps = list(sample_steps(tiny_model, schedule, torch.tensor([1]), [0], make_plan(tiny_model, schedule, "dpm++", 7)))
+    steps = list(
+        sample_steps(tiny_model, schedule, torch.tensor([1]), [0], make_plan(tiny_model, schedule, "dpm++", 7))
+    )
     assert [s.index for s in steps] == list(range(7))
     assert all(s.num_steps == 7 and s.x_t.shape == s.x0.shape == (1, 3, 32, 32) for s in steps)
     assert steps[0].t == 49 and steps[-1].t == 6
@@ -178,8 +190,17 @@ def test_guidance_combination(tiny_model):
     assert torch.allclose(GuidedDenoiser(tiny_model, labels, guidance=0.0)(x, t), eps_cond, atol=1e-6)
 
 
-@pytest.mark.parametrize("bad", [dict(sampler="euler"), dict(steps=0), dict(steps=51),
-                                 dict(guidance=float("nan")), dict(guidance=-1.0), dict(eta=2.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(sampler="euler"),
+        dict(steps=0),
+        dict(steps=51),
+        dict(guidance=float("nan")),
+        dict(guidance=-1.0),
+        dict(eta=2.0),
+    ],
+)
 def test_bad_settings_raise_a_clear_error(tiny_model, bad):
     settings = dict(sampler="ddim", steps=5, guidance=2.0, eta=0.0) | bad
     with pytest.raises(ValueError, match=r"sampler|steps|guidance|eta"):

@@ -1,5 +1,6 @@
 """Data loaders on small files the tests write: the official CIFAR-10 archive, IDX files, class-folder
 zips and folders, downloads, and a clear error naming the path for each kind of bad data."""
+
 import gzip
 import io
 import pickle
@@ -25,12 +26,18 @@ def write_cifar_archive(path, per_batch=6):
     """The official layout: cifar-10-batches-py/{batches.meta,data_batch_1..5,test_batch}, pickled dicts."""
     rng = np.random.default_rng(0)
     with tarfile.open(path, "w:gz") as tar:
-        meta = {b"label_names": [n.encode() for n in ("airplane", "automobile", "bird", "cat", "deer",
-                                                      "dog", "frog", "horse", "ship", "truck")]}
+        meta = {
+            b"label_names": [
+                n.encode()
+                for n in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+            ]
+        }
         add_to_tar(tar, "cifar-10-batches-py/batches.meta", pickle.dumps(meta))
         for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                     b"labels": list(range(per_batch))}
+            batch = {
+                b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                b"labels": list(range(per_batch)),
+            }
             add_to_tar(tar, f"cifar-10-batches-py/{name}", pickle.dumps(batch))
     return path
 
@@ -52,6 +59,7 @@ def test_archive_with_foreign_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     path = tmp_path / "evil.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         add_to_tar(tar, "cifar-10-batches-py/batches.meta", pickle.dumps(Evil()))
@@ -136,12 +144,18 @@ def test_bad_data_gets_a_clear_error_naming_the_path(tmp_path):
 
 def test_batches_cover_the_epoch_and_split_across_processes():
     from fastdiff.data import ImageDataset
-    data = ImageDataset(torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2).clone(),
-                        torch.arange(40), ("x",), flip=False)
+
+    data = ImageDataset(
+        torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2).clone(),
+        torch.arange(40),
+        ("x",),
+        flip=False,
+    )
     seen = [labels for _, labels in data.batches(8, torch.Generator().manual_seed(1))]
     assert sorted(torch.cat(seen).tolist()) == list(range(40))
-    per_rank = [torch.cat([l for _, l in data.batches(8, torch.Generator().manual_seed(1), rank, 2)])
-                for rank in (0, 1)]
+    per_rank = [
+        torch.cat([y for _, y in data.batches(8, torch.Generator().manual_seed(1), rank, 2)]) for rank in (0, 1)
+    ]
     assert sorted(torch.cat(per_rank).tolist()) == list(range(40)) and len(per_rank[0]) == 20
     x, _ = next(data.batches(8, torch.Generator().manual_seed(1)))
     assert x.min() >= -1 and x.max() <= 1
@@ -149,6 +163,7 @@ def test_batches_cover_the_epoch_and_split_across_processes():
 
 def test_batches_are_contiguous_nchw_even_from_channels_last_images():
     from fastdiff.data import ImageDataset
+
     hwc = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8)
     data = ImageDataset(hwc.permute(0, 3, 1, 2), torch.zeros(16, dtype=torch.long), ("x",))
     x, _ = next(data.batches(8, torch.Generator().manual_seed(0)))

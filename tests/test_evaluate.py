@@ -1,5 +1,6 @@
 """The evaluator end to end on tiny data: classifier training, saving and loading, and the metrics of
 generated samples against real ones."""
+
 import io
 import json
 import math
@@ -7,16 +8,16 @@ import zipfile
 
 import pytest
 import torch
+from conftest import make_tiny_checkpoint
 from PIL import Image
 
-from conftest import make_tiny_checkpoint
 from fastdiff.bench.cascade import matches, sweep_final_stage
-from fastdiff.diffusion.cascade import Stage
-from fastdiff.nn.checkpoint import CheckpointError
-from fastdiff.eval.classifier import load_classifier, train_classifier
 from fastdiff.cli import main
 from fastdiff.data import load_dataset
+from fastdiff.diffusion.cascade import Stage
+from fastdiff.eval.classifier import load_classifier, train_classifier
 from fastdiff.eval.evaluate import evaluate, sweep
+from fastdiff.nn.checkpoint import CheckpointError
 
 CLASSES = "abcdefghij"
 
@@ -27,7 +28,7 @@ def class_zip(tmp_path):
     path = tmp_path / "data.zip"
     generator = torch.Generator().manual_seed(0)
     with zipfile.ZipFile(path, "w") as archive:
-        for label, name in enumerate(CLASSES):
+        for name in CLASSES:
             color = tuple(torch.randint(0, 256, (3,), generator=generator).tolist())
             for split, count in (("train", 4), ("test", 2)):
                 for i in range(count):
@@ -40,8 +41,15 @@ def class_zip(tmp_path):
 @pytest.fixture
 def classifier_dir(tmp_path, class_zip):
     folder = tmp_path / "evaluator"
-    accuracy = train_classifier(load_dataset(str(class_zip)), load_dataset(str(class_zip), "test"), folder,
-                                width=4, epochs=2, batch_size=8, log=lambda line: None)
+    accuracy = train_classifier(
+        load_dataset(str(class_zip)),
+        load_dataset(str(class_zip), "test"),
+        folder,
+        width=4,
+        epochs=2,
+        batch_size=8,
+        log=lambda line: None,
+    )
     assert 0 <= accuracy <= 1
     return folder
 
@@ -65,25 +73,66 @@ def test_evaluate_reports_every_metric(tiny_checkpoint, classifier_dir, class_zi
     assert set(result["real_vs_real"]) == {"class_accuracy", "kid", "fd"}
     # the real images' accuracy is on the held-out test split, where the classifier was measured too
     assert result["real_vs_real"]["class_accuracy"] == pytest.approx(result["classifier_test_accuracy"], abs=0.05)
-    assert result["nfe"] == {32: 3} and result["images_per_s"] > 0 and result["data"] == "data.zip"  # the --data given, not a fixed note
+    assert (
+        result["nfe"] == {32: 3} and result["images_per_s"] > 0 and result["data"] == "data.zip"
+    )  # the --data given, not a fixed note
 
 
 def test_fid_without_its_packages_is_a_clear_error(tiny_checkpoint, classifier_dir, class_zip, capsys):
     try:
         import torch_fidelity  # noqa: F401
+
         pytest.skip("torch-fidelity is installed here")
     except ImportError:
         pass
-    code = main(["eval", "--checkpoint", str(tiny_checkpoint), "--classifier", str(classifier_dir),
-                 "--data", str(class_zip), "--n", "4", "--steps", "2", "--metric", "fid"])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--classifier",
+            str(classifier_dir),
+            "--data",
+            str(class_zip),
+            "--n",
+            "4",
+            "--steps",
+            "2",
+            "--metric",
+            "fid",
+        ]
+    )
     assert code == 2 and "--metric fid is not available" in capsys.readouterr().err
 
 
 def test_training_logs_the_quality_curve_when_asked(tmp_path, classifier_dir, class_zip):
     run = tmp_path / "run"
-    code = main(["train", "--data", str(class_zip), "--out", str(run), "--n-feat", "8", "--epochs", "2",
-                 "--batch-size", "8", "--precision", "fp32", "--preview-every", "0", "--quiet",
-                 "--eval-every", "1", "--eval-n", "4", "--classifier", str(classifier_dir)])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(class_zip),
+            "--out",
+            str(run),
+            "--n-feat",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--precision",
+            "fp32",
+            "--preview-every",
+            "0",
+            "--quiet",
+            "--eval-every",
+            "1",
+            "--eval-n",
+            "4",
+            "--classifier",
+            str(classifier_dir),
+        ]
+    )
     records = [json.loads(line) for line in open(run / "log.jsonl")]
     assert code == 0 and [r["epoch"] for r in records] == [1, 2]
     assert all(0 <= r["class_accuracy"] <= 1 and math.isfinite(r["kid"]) and r["eval_n"] == 4 for r in records)
@@ -91,8 +140,21 @@ def test_training_logs_the_quality_curve_when_asked(tmp_path, classifier_dir, cl
 
 
 def test_the_quality_curve_needs_an_evaluator(tmp_path, class_zip, capsys):
-    code = main(["train", "--data", str(class_zip), "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--eval-every", "1", "--classifier", str(tmp_path / "none")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(class_zip),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--eval-every",
+            "1",
+            "--classifier",
+            str(tmp_path / "none"),
+        ]
+    )
     assert code == 2 and "eval train-classifier" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -100,9 +162,27 @@ def test_the_quality_curve_needs_an_evaluator(tmp_path, class_zip, capsys):
 def test_bench_cascade_compares_stages_with_speed_and_quality(tmp_path, classifier_dir, class_zip):
     make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-cascade", cascade=True)
     make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
-    code = main(["bench", "cascade", "--checkpoints", str(tmp_path / "checkpoints"), "--classifier",
-                 str(classifier_dir), "--data", str(class_zip), "--n", "4", "--batch", "2", "--sweep",
-                 "--sweep-n", "2", "--assets", str(tmp_path / "assets")])
+    code = main(
+        [
+            "bench",
+            "cascade",
+            "--checkpoints",
+            str(tmp_path / "checkpoints"),
+            "--classifier",
+            str(classifier_dir),
+            "--data",
+            str(class_zip),
+            "--n",
+            "4",
+            "--batch",
+            "2",
+            "--sweep",
+            "--sweep-n",
+            "2",
+            "--assets",
+            str(tmp_path / "assets"),
+        ]
+    )
     table = (tmp_path / "assets" / "cascade.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| cifar10") or line.startswith("| single")]
     assert code == 0 and len(rows) == 8  # (base, cascade at 1, 2 and 3 stages) x (DDIM-50, DPM-Solver++ 20)
@@ -117,6 +197,7 @@ def test_the_final_stage_sweep_walks_down_while_samples_match_the_reference():
     def judge(kids):
         def score(checkpoint, sampler, steps, stages, n):
             return {"class_accuracy": 0.79, "kid": kids[stages[-1].num_steps]}
+
         return score
 
     # 20 steps fails, so 18 and 15 are not tried even though 15 would match by chance

@@ -1,4 +1,5 @@
 """Metrics against cases with known answers."""
+
 import pytest
 import torch
 

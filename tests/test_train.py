@@ -1,5 +1,6 @@
 """Training on tiny synthetic data: the loss falls, resume is exact, AMP runs, bad steps are handled,
 and torchrun with two gloo processes works with only rank 0 writing."""
+
 import json
 import os
 import subprocess
@@ -11,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fastdiff.nn.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.data import ImageDataset
+from fastdiff.nn.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.train.trainer import Trainer, learning_rate, plot_run
 
 TINY = ModelConfig(n_feat=8)
@@ -29,8 +30,9 @@ def color_dataset(n=64, num_classes=4) -> ImageDataset:
 
 
 def make_trainer(tmp_path, name="run", **overrides):
-    config = TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 1e-3, "precision": "fp32",
-                            "preview_every": 0} | overrides)
+    config = TrainConfig(
+        **{"epochs": 3, "batch_size": 16, "lr": 1e-3, "precision": "fp32", "preview_every": 0} | overrides
+    )
     return Trainer(color_dataset(), tmp_path / name, config, TINY)
 
 
@@ -57,7 +59,9 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.equal(resumed.model.state_dict()[key], value), key
     for key, value in uninterrupted.ema.shadow.items():
         assert torch.equal(resumed.ema.shadow[key], value), key
-    assert resumed.optimizer.state_dict()["state"][0]["step"] == uninterrupted.optimizer.state_dict()["state"][0]["step"]
+    assert (
+        resumed.optimizer.state_dict()["state"][0]["step"] == uninterrupted.optimizer.state_dict()["state"][0]["step"]
+    )
 
 
 def test_run_folder_holds_checkpoint_log_previews_and_plot(tmp_path):
@@ -146,6 +150,7 @@ def write_class_zip(path, per_class=8):
 
 def _png_bytes(image):
     import io
+
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -155,10 +160,36 @@ def test_torchrun_two_gloo_processes_only_rank0_writes(tmp_path):
     data = write_class_zip(tmp_path / "data.zip")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "fastdiff", "train", "--data", str(data), "--out", str(tmp_path / "ddp"), "--n-feat", "8",
-         "--epochs", "2", "--batch-size", "8", "--precision", "fp32", "--preview-every", "0", "--quiet"],
-        capture_output=True, text=True, env=env, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "fastdiff",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--n-feat",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--precision",
+            "fp32",
+            "--preview-every",
+            "0",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in open(tmp_path / "ddp" / "log.jsonl")]
     assert [r["epoch"] for r in records] == [1, 2]  # one line per epoch: rank 1 wrote nothing

@@ -5,6 +5,7 @@ gr.Error (shown in the page, never a traceback) and returns pictures, text and f
 Files are read only from checkpoint folders found under checkpoints/ and runs/, and written only to
 runs/ and the app's temp folder.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,17 +16,17 @@ from pathlib import Path, PurePosixPath
 
 import gradio as gr
 
+from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
+from ..device import resolve_device, resolve_precision
+from ..diffusion.schedule import NoiseSchedule
+from ..images import grid, to_uint8
+from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
 from .generate import make_request, save_outputs, stream, whole_number
 from .learn import noised, schedule_figure
 from .models import ModelStore
 from .train import TrainingSession
-from ..nn.checkpoint import CheckpointError, read_config
-from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
-from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
-from ..device import resolve_device, resolve_precision
-from ..images import grid, to_uint8
-from ..diffusion.schedule import NoiseSchedule
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 NO_WARM_START = "none (from scratch)"
@@ -42,8 +43,9 @@ def user_errors():
 
 
 class Backend:
-    def __init__(self, checkpoints_dir: Path, runs_dir: Path, dataset: str | Path, app_root: Path,
-                 device: str = "auto"):
+    def __init__(
+        self, checkpoints_dir: Path, runs_dir: Path, dataset: str | Path, app_root: Path, device: str = "auto"
+    ):
         """dataset: the one dataset the page may name (a path, or a name load_dataset downloads);
         app_root: where relative paths start."""
         self.device = resolve_device(device)
@@ -59,8 +61,12 @@ class Backend:
     def checkpoint_lists(self) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown, str]:
         """The Generate, Compare and warm-start lists and the availability note as they are now."""
         names = self.store.names()
-        return (gr.Dropdown(choices=names), gr.Dropdown(choices=names),
-                gr.Dropdown(choices=[NO_WARM_START] + names), self.store.availability())
+        return (
+            gr.Dropdown(choices=names),
+            gr.Dropdown(choices=names),
+            gr.Dropdown(choices=[NO_WARM_START] + names),
+            self.store.availability(),
+        )
 
     def class_choices(self, checkpoint: str | None) -> gr.Dropdown:
         """The classes of a checkpoint plus "random"; only "random" when it is unknown."""
@@ -73,8 +79,7 @@ class Backend:
 
     # -- Generate ------------------------------------------------------------------------------------
 
-    def generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed,
-                 num_images, eta):
+    def generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta):
         """Yield (live frame, status, final grid, download paths, first image) while sampling."""
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
@@ -85,15 +90,22 @@ class Backend:
         yield None, f"sampling with `{name}`...", None, None, gr.skip()
         for progress in stream(loaded, request, self.precision, animation):
             stage = f"{progress.stage} · " if progress.stage else ""
-            status = (f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
-                      f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}")
+            status = (
+                f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
+                f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
+            )
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
         images = progress.step.x_t
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
             paths, note = save_outputs(images, animation, Path(folder))
-            yield (progress.picture, f"done: {status}" + (f"\n\n{note}" if note else ""), grid(images, scale=4),
-                   [str(p) for p in paths], to_uint8(images[:1])[0])
+            yield (
+                progress.picture,
+                f"done: {status}" + (f"\n\n{note}" if note else ""),
+                grid(images, scale=4),
+                [str(p) for p in paths],
+                to_uint8(images[:1])[0],
+            )
 
     # -- Compare -------------------------------------------------------------------------------------
 
@@ -113,10 +125,14 @@ class Backend:
             if not zipfile.is_zipfile(path):
                 raise ValueError(f"the uploaded file {path.name} is not a .zip file")
             with zipfile.ZipFile(path) as archive:
-                if not any(len(PurePosixPath(n).parts) >= 2 and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
-                           for n in archive.namelist()):
-                    raise ValueError(f"the uploaded {path.name} has no images in class folders "
-                                     f"(expected CLASS/IMAGE.png inside the zip)")
+                if not any(
+                    len(PurePosixPath(n).parts) >= 2 and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
+                    for n in archive.namelist()
+                ):
+                    raise ValueError(
+                        f"the uploaded {path.name} has no images in class folders "
+                        f"(expected CLASS/IMAGE.png inside the zip)"
+                    )
             return path
         path = (self.app_root / (text or "").strip()).resolve()
         allowed = (self.app_root / self.dataset).resolve()
@@ -128,8 +144,9 @@ class Backend:
             raise ValueError(f"{path}: not found; upload a .zip of class folders instead")
         return path
 
-    def start_training(self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start,
-                       freeze_base=False):
+    def start_training(
+        self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start, freeze_base=False
+    ):
         """Start a background run; returns (status, polling timer)."""
         with user_errors():
             dataset = self.dataset_path(dataset_text, upload)
@@ -143,20 +160,32 @@ class Backend:
                 init = self.store.folder(warm_start)
                 init_config = read_config(init)[0]
                 if init_config.attention != bool(attention):
-                    raise ValueError(f"warm start: {warm_start} has attention {'on' if init_config.attention else 'off'}; "
-                                     f"set the attention switch to match")
+                    raise ValueError(
+                        f"warm start: {warm_start} has attention {'on' if init_config.attention else 'off'}; "
+                        f"set the attention switch to match"
+                    )
                 if self.store.is_cascade(warm_start) and not cascade:
                     raise ValueError(f"warm start: {warm_start} is a cascade; tick 'cascade' to continue it")
                 model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
             if freeze_base and (init is None or not cascade):
-                raise ValueError("keeping the base fixed trains only a cascade's added layers: tick 'cascade' "
-                                 "and pick a checkpoint to warm-start from")
-            name = (time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base")
-                    + ("-cascade" if cascade else ""))
-            train_config = TrainConfig(epochs=epochs, batch_size=batch_size, precision=precision,
-                                       freeze_base=bool(freeze_base))
-            self.training.start(dataset, self.store.runs_dir / name, train_config, model_config, init,
-                                CascadeConfig() if cascade else None)
+                raise ValueError(
+                    "keeping the base fixed trains only a cascade's added layers: tick 'cascade' "
+                    "and pick a checkpoint to warm-start from"
+                )
+            name = (
+                time.strftime("%Y%m%d-%H%M%S") + ("-attn" if attention else "-base") + ("-cascade" if cascade else "")
+            )
+            train_config = TrainConfig(
+                epochs=epochs, batch_size=batch_size, precision=precision, freeze_base=bool(freeze_base)
+            )
+            self.training.start(
+                dataset,
+                self.store.runs_dir / name,
+                train_config,
+                model_config,
+                init,
+                CascadeConfig() if cascade else None,
+            )
         return self.training.summary(), gr.Timer(active=True)
 
     def training_status(self):
@@ -164,8 +193,13 @@ class Backend:
         refreshed when no run is going on (a run that ended has become a checkpoint)."""
         running = self.training.running
         lists = (gr.skip(),) * 4 if running else self.checkpoint_lists()
-        return (self.training.summary(), self.training.loss_figure(), self.training.preview_picture(),
-                gr.Timer(active=running), *lists)
+        return (
+            self.training.summary(),
+            self.training.loss_figure(),
+            self.training.preview_picture(),
+            gr.Timer(active=running),
+            *lists,
+        )
 
     def stop_training(self) -> str:
         if not self.training.request_stop():

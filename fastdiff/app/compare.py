@@ -1,6 +1,7 @@
 """The Compare tab's work: two to four sampler configurations (plain or cascade) run on the same seed
 and class, timed, put in a table with their NFE per resolution, effective NFE and the quality the
 checkpoint's eval.json records, and plotted."""
+
 from __future__ import annotations
 
 import math
@@ -19,15 +20,31 @@ from .models import ModelStore
 
 COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
 VARIANTS = {"base": False, "attention": True}
-DEFAULT_CONFIGS = [["DDIM", 50, 2.0, "base", 1], ["DPM-Solver++", 20, 2.0, "base", 1],
-                   ["DPM-Solver++", 10, 2.0, "base", 1]]
+DEFAULT_CONFIGS = [
+    ["DDIM", 50, 2.0, "base", 1],
+    ["DPM-Solver++", 20, 2.0, "base", 1],
+    ["DPM-Solver++", 10, 2.0, "base", 1],
+]
 CASCADE_CONFIG = ["DPM-Solver++", 20, 2.0, "base", 3]  # shown too when the cascade checkpoint is there
 
 
 def default_configs(checkpoint_names: list[str]) -> list[list]:
     return DEFAULT_CONFIGS + ([CASCADE_CONFIG] if CASCADE in checkpoint_names else [])
-RESULT_COLUMNS = ["#", "checkpoint", "sampler", "steps", "guidance", "stages", "wall time (s)", "NFE",
-                  "effective NFE", "images/s", "quality"]
+
+
+RESULT_COLUMNS = [
+    "#",
+    "checkpoint",
+    "sampler",
+    "steps",
+    "guidance",
+    "stages",
+    "wall time (s)",
+    "NFE",
+    "effective NFE",
+    "images/s",
+    "quality",
+]
 NOT_MEASURED = "not measured yet"
 
 
@@ -35,12 +52,12 @@ NOT_MEASURED = "not measured yet"
 class Result:
     checkpoint: str
     request: Request
-    images: torch.Tensor    # (B, C, H, W) in [-1, 1]
+    images: torch.Tensor  # (B, C, H, W) in [-1, 1]
     seconds: float
-    nfe: dict[int, int]     # model evaluations per resolution
-    effective_nfe: int      # LowDiff appendix B: low-resolution NFEs scaled by their step latency
-    quality: str            # eval.json's numbers, labelled with their configuration unless it is this one
-    kid: float | None       # eval.json's KID when it was measured at this very configuration
+    nfe: dict[int, int]  # model evaluations per resolution
+    effective_nfe: int  # LowDiff appendix B: low-resolution NFEs scaled by their step latency
+    quality: str  # eval.json's numbers, labelled with their configuration unless it is this one
+    kid: float | None  # eval.json's KID when it was measured at this very configuration
 
     @property
     def configuration(self) -> str:
@@ -48,9 +65,19 @@ class Result:
 
     def row(self, number: int) -> list:
         plan = self.request.plan
-        return [number, self.checkpoint, plan.sampler, plan.num_steps, plan.guidance, len(plan.stages),
-                round(self.seconds, 2), format_nfe(self.nfe), self.effective_nfe,
-                round(len(self.request.seeds) / self.seconds, 2), self.quality]
+        return [
+            number,
+            self.checkpoint,
+            plan.sampler,
+            plan.num_steps,
+            plan.guidance,
+            len(plan.stages),
+            round(self.seconds, 2),
+            format_nfe(self.nfe),
+            self.effective_nfe,
+            round(len(self.request.seeds) / self.seconds, 2),
+            self.quality,
+        ]
 
 
 def quality(measured: dict | None, request: Request) -> tuple[str, float | None]:
@@ -88,8 +115,9 @@ def number(value, what: str) -> float:
         raise ValueError(f"{what} must be a number, got {value!r}") from None
 
 
-def run_all(store: ModelStore, precision: str, checkpoint: str, class_name: str, seed, num_images,
-            table) -> list[Result]:
+def run_all(
+    store: ModelStore, precision: str, checkpoint: str, class_name: str, seed, num_images, table
+) -> list[Result]:
     """Check every configuration (and measure a cascade's step latency) first, then run them one after
     another on the same seeds."""
     planned = []
@@ -98,8 +126,17 @@ def run_all(store: ModelStore, precision: str, checkpoint: str, class_name: str,
             num_stages = whole_number(number(stages, "stages"), "stages")
             name = store.resolve(checkpoint, VARIANTS[variant], num_stages)
             loaded = store.load(name)
-            request = make_request(loaded, class_name, sampler, number(steps, "steps"),
-                                   number(guidance, "guidance"), 0.0, seed, num_images, num_stages)
+            request = make_request(
+                loaded,
+                class_name,
+                sampler,
+                number(steps, "steps"),
+                number(guidance, "guidance"),
+                0.0,
+                seed,
+                num_images,
+                num_stages,
+            )
         except ValueError as e:
             raise ValueError(f"configuration {index}: {e}") from e
         nfe = stage_nfe(request.plan.stages)
@@ -110,8 +147,9 @@ def run_all(store: ModelStore, precision: str, checkpoint: str, class_name: str,
         start = time.perf_counter()
         images = final_images(run_steps(loaded, request, precision))
         seconds = time.perf_counter() - start
-        results.append(Result(name, request, images, seconds, nfe, effective,
-                              *quality(store.evaluation(name), request)))
+        results.append(
+            Result(name, request, images, seconds, nfe, effective, *quality(store.evaluation(name), request))
+        )
     return results
 
 

@@ -2,12 +2,13 @@
 labels and seeds), a run watched for streaming (diffusion/frames.py), and the final grid, PNG, GIF and
 MP4 written to a folder.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,14 +21,14 @@ from .models import LoadedModel
 
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
 MAX_IMAGES = 16
-MAX_SEED = 2 ** 31 - 1
+MAX_SEED = 2**31 - 1
 
 
 @dataclass
 class Request:
     plan: Plan
     labels: torch.Tensor | None  # (num_images,) class labels, None for an unconditional model
-    seeds: list[int]             # image i uses seeds[i]
+    seeds: list[int]  # image i uses seeds[i]
 
 
 def whole_number(value, name: str) -> int:
@@ -37,8 +38,17 @@ def whole_number(value, name: str) -> int:
     return int(value)
 
 
-def make_request(loaded: LoadedModel, class_name: str, sampler_label: str, steps, guidance, eta,
-                 seed, num_images, num_stages: int = 1) -> Request:
+def make_request(
+    loaded: LoadedModel,
+    class_name: str,
+    sampler_label: str,
+    steps,
+    guidance,
+    eta,
+    seed,
+    num_images,
+    num_stages: int = 1,
+) -> Request:
     """Check every setting against the model; raises ValueError with a one-line message. A cascade's
     stages are its default ones scaled to `steps` plain steps."""
     if sampler_label not in SAMPLER_LABELS:
@@ -64,14 +74,18 @@ def run_steps(loaded: LoadedModel, request: Request, precision: str):
     return sample_steps(loaded.model, loaded.schedule, request.labels, request.seeds, request.plan, precision)
 
 
-def stream(loaded: LoadedModel, request: Request, precision: str, animation: list[np.ndarray],
-           **timing) -> Iterator[Progress]:
+def stream(
+    loaded: LoadedModel, request: Request, precision: str, animation: list[np.ndarray], **timing
+) -> Iterator[Progress]:
     """The request's run, watched: Progress records for the page, animation frames into `animation`.
     timing: watch's interval and clock."""
-    return watch(run_steps(loaded, request, precision), loaded.model.config.image_size, len(request.plan.stages),
-                 animation, **timing)
-
-
+    return watch(
+        run_steps(loaded, request, precision),
+        loaded.model.config.image_size,
+        len(request.plan.stages),
+        animation,
+        **timing,
+    )
 
 
 def pad_to_multiple(picture: np.ndarray, multiple: int = 16) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The Learn tab's work: the forward process q(x_t | x_0) applied to one picture, and plots of the
 noise schedule, with a short explanation of the samplers and of guidance."""
+
 from __future__ import annotations
 
 import io
@@ -10,8 +11,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..data import _decode, to_model_range
-from ..images import grid
 from ..diffusion.schedule import NoiseSchedule
+from ..images import grid
 
 NOISE_SEED = 0  # the same noise at every t, so that moving the slider only changes the mix
 
@@ -51,8 +52,10 @@ def noised(picture: np.ndarray, schedule: NoiseSchedule, t: int) -> tuple[np.nda
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(NOISE_SEED))
     x_t = schedule.q_sample(x0, torch.tensor([t]), noise)
     alpha_bar = schedule.alpha_bar[t].item()
-    caption = (f"t = {t}: x_t = {alpha_bar ** 0.5:.3f} x_0 + {(1 - alpha_bar) ** 0.5:.3f} eps "
-               f"(alpha_bar = {alpha_bar:.4f}, SNR = {alpha_bar / (1 - alpha_bar):.3g})")
+    caption = (
+        f"t = {t}: x_t = {alpha_bar**0.5:.3f} x_0 + {(1 - alpha_bar) ** 0.5:.3f} eps "
+        f"(alpha_bar = {alpha_bar:.4f}, SNR = {alpha_bar / (1 - alpha_bar):.3g})"
+    )
     return grid(torch.cat([x0, x_t]), columns=2, scale=8), caption
 
 
@@ -60,8 +63,11 @@ def schedule_figure(schedule: NoiseSchedule, t: int | None = None) -> Figure:
     """beta_t, alpha_bar_t and the SNR over t, with a marker at t."""
     figure = Figure(figsize=(9, 2.6), layout="constrained")
     steps = np.arange(schedule.num_timesteps)
-    curves = [("beta_t", schedule.betas, "linear"), ("alpha_bar_t", schedule.alpha_bar, "linear"),
-              ("SNR_t (log scale)", schedule.snr(), "log")]
+    curves = [
+        ("beta_t", schedule.betas, "linear"),
+        ("alpha_bar_t", schedule.alpha_bar, "linear"),
+        ("SNR_t (log scale)", schedule.snr(), "log"),
+    ]
     for index, (title, values, scale) in enumerate(curves, 1):
         axis = figure.add_subplot(1, 3, index)
         axis.plot(steps, values.cpu().numpy())

@@ -5,6 +5,7 @@ their per-resolution step latency, and the quality their eval.json records.
 Only folders found by listing those two directories are ever opened, so a name typed into the page
 cannot point the app at another file.
 """
+
 from __future__ import annotations
 
 import threading
@@ -13,13 +14,21 @@ from pathlib import Path
 
 import torch
 
-from ..eval.cost import measure_step_latency
-from ..nn.checkpoint import (ATTENTION, BASE, CASCADE, CONFIG_NAME, SHIPPED, WEIGHTS_NAME, load_model,
-                             read_config, read_full_config)
-from ..eval.records import read_eval
 from ..diffusion.schedule import NoiseSchedule
+from ..eval.cost import measure_step_latency
+from ..eval.records import read_eval
+from ..nn.checkpoint import (
+    ATTENTION,
+    BASE,
+    CASCADE,
+    CONFIG_NAME,
+    SHIPPED,
+    WEIGHTS_NAME,
+    load_model,
+    read_config,
+    read_full_config,
+)
 from ..nn.unet import UNet
-
 
 
 @dataclass
@@ -65,8 +74,10 @@ class ModelStore:
     def availability(self) -> str:
         """One line per shipped checkpoint: available, or not shipped yet."""
         names = self.names()
-        lines = [f"- {label}: `{name}`" if name in names else f"- {label}: no checkpoint shipped yet"
-                 for name, label in SHIPPED.items()]
+        lines = [
+            f"- {label}: `{name}`" if name in names else f"- {label}: no checkpoint shipped yet"
+            for name, label in SHIPPED.items()
+        ]
         runs = [n for n in names if n.startswith("runs/")]
         lines.append(f"- trained here: {', '.join(runs) if runs else 'none yet (see the Train tab)'}")
         return "\n".join(lines)
@@ -89,8 +100,10 @@ class ModelStore:
             raise ValueError(f"cascade stages must be 1, 2 or 3, got {stages}")
         if stages > 1 and not self.is_cascade(name):
             if name not in SHIPPED:
-                raise ValueError(f"{name} is a plain model: cascade with {stages} stages needs a checkpoint "
-                                 f"trained with 'cascade'; use 1 stage")
+                raise ValueError(
+                    f"{name} is a plain model: cascade with {stages} stages needs a checkpoint "
+                    f"trained with 'cascade'; use 1 stage"
+                )
             if CASCADE not in self.names():
                 raise ValueError(f"cascade with {stages} stages: no cascade checkpoint shipped yet; use 1 stage")
             name = CASCADE
@@ -102,8 +115,10 @@ class ModelStore:
             if variant in self.names():
                 return variant
             raise ValueError(f"{SHIPPED[variant]}: no checkpoint shipped yet ({self.checkpoints_dir / variant})")
-        raise ValueError(f"{name} was trained {'with' if has_attention else 'without'} attention: "
-                         f"{'tick' if has_attention else 'untick'} 'attention variant' to use it")
+        raise ValueError(
+            f"{name} was trained {'with' if has_attention else 'without'} attention: "
+            f"{'tick' if has_attention else 'untick'} 'attention variant' to use it"
+        )
 
     def load(self, name: str) -> LoadedModel:
         """Load on first use; a folder rewritten since (a run that trained on) is loaded again."""

@@ -1,5 +1,6 @@
 """The Train tab's work: at most one training run at a time, in a background thread, observed through
 the Trainer's events (loss, learning rate, speed, previews) so that the page can poll it."""
+
 from __future__ import annotations
 
 import threading
@@ -12,16 +13,16 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..nn.checkpoint import CheckpointError
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DataError, load_dataset
-from ..train.trainer import TrainEvent, Trainer
+from ..nn.checkpoint import CheckpointError
+from ..train.trainer import Trainer, TrainEvent
 
 
 @dataclass
 class RunState:
     out_dir: Path
-    phase: str = "loading the dataset"   # then "training", "finished", "stopped" or "failed"
+    phase: str = "loading the dataset"  # then "training", "finished", "stopped" or "failed"
     message: str = ""
     step: int = 0
     total_steps: int = 0
@@ -43,8 +44,15 @@ class TrainingSession:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, dataset: Path, out_dir: Path, train_config: TrainConfig, model_config: ModelConfig,
-              init: Path | None, cascade_config: CascadeConfig | None = None) -> None:
+    def start(
+        self,
+        dataset: Path,
+        out_dir: Path,
+        train_config: TrainConfig,
+        model_config: ModelConfig,
+        init: Path | None,
+        cascade_config: CascadeConfig | None = None,
+    ) -> None:
         """Start a run (a LowDiff cascade with a cascade_config) in the background; ValueError while
         another one is running."""
         with self._lock:
@@ -52,9 +60,12 @@ class TrainingSession:
                 raise ValueError("a training run is already in progress: stop it or wait until it ends")
             self.state, self.trainer = RunState(out_dir, batch_size=train_config.batch_size), None
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, daemon=True, name="fastdiff-training",
-                                            args=(dataset, out_dir, train_config, model_config, init,
-                                                  cascade_config))
+            self._thread = threading.Thread(
+                target=self._run,
+                daemon=True,
+                name="fastdiff-training",
+                args=(dataset, out_dir, train_config, model_config, init, cascade_config),
+            )
             self._thread.start()
 
     def request_stop(self) -> bool:
@@ -66,13 +77,29 @@ class TrainingSession:
             self.trainer.request_stop()
         return True
 
-    def _run(self, dataset: Path, out_dir: Path, train_config: TrainConfig, model_config: ModelConfig,
-             init: Path | None, cascade_config: CascadeConfig | None) -> None:
+    def _run(
+        self,
+        dataset: Path,
+        out_dir: Path,
+        train_config: TrainConfig,
+        model_config: ModelConfig,
+        init: Path | None,
+        cascade_config: CascadeConfig | None,
+    ) -> None:
         state = self.state
         try:
             data = load_dataset(str(dataset), "train", model_config.image_size, model_config.image_channels)
-            self.trainer = Trainer(data, out_dir, train_config, model_config, DiffusionConfig(), self.device,
-                                   init=init, on_event=self._on_event, cascade_config=cascade_config)
+            self.trainer = Trainer(
+                data,
+                out_dir,
+                train_config,
+                model_config,
+                DiffusionConfig(),
+                self.device,
+                init=init,
+                on_event=self._on_event,
+                cascade_config=cascade_config,
+            )
             state.total_steps, state.phase = self.trainer.total_steps, "training"
             if self._stop.is_set():
                 self.trainer.request_stop()

@@ -1,15 +1,15 @@
 """FastDiff app: the page layout and its event wiring; the work is done by fastdiff.app.backend.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--checkpoints checkpoints] [--runs runs]
+python app.py [--host 127.0.0.1] [--port 7860] [--checkpoints checkpoints] [--runs runs]
 """
+
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import gradio as gr
-
-import inspect
 
 from ..config import TrainConfig
 from ..data import default_dataset
@@ -35,7 +35,14 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
             class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
             sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
-            steps = gr.Slider(1, 1000, value=20, step=1, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps")
+            steps = gr.Slider(
+                1,
+                1000,
+                value=20,
+                step=1,
+                label="steps (model evaluations; a cascade's stages are scaled to them)",
+                elem_id="steps",
+            )
             guidance = gr.Number(2.0, label="guidance weight w (0 = none)")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="eta (DDIM only: 0 deterministic, 1 noisy)")
             with gr.Row():
@@ -51,22 +58,42 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         with gr.Column(scale=2):
             status = gr.Markdown("Press Generate.", elem_id="status")
             # BMP: ~1.5 ms a frame to write, where PNG takes ~10 ms (noise does not compress)
-            live = gr.Image(label="x_t (left) and predicted clean image (right)", format="bmp", height=200,
-                            elem_id="live", elem_classes="pixels", interactive=False)
-            final = gr.Image(label="final grid", format="png", height=420, elem_id="final",
-                             elem_classes="pixels", interactive=False)
+            live = gr.Image(
+                label="x_t (left) and predicted clean image (right)",
+                format="bmp",
+                height=200,
+                elem_id="live",
+                elem_classes="pixels",
+                interactive=False,
+            )
+            final = gr.Image(
+                label="final grid", format="png", height=420, elem_id="final", elem_classes="pixels", interactive=False
+            )
             downloads = gr.File(label="PNG, GIF and MP4", file_count="multiple", interactive=False)
     last_image = gr.State(None)
     checkpoint.change(backend.class_choices, checkpoint, class_name)
-    controls = {"checkpoint": checkpoint, "class_name": class_name, "sampler": sampler, "steps": steps,
-                "guidance": guidance, "attention": attention, "stages": stages, "seed": seed,
-                "num_images": num_images, "eta": eta}
-    event = run.click(backend.generate, in_order_of(backend.generate, controls),
-                      [live, status, final, downloads, last_image],
-                      api_name="generate", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
+    controls = {
+        "checkpoint": checkpoint,
+        "class_name": class_name,
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance,
+        "attention": attention,
+        "stages": stages,
+        "seed": seed,
+        "num_images": num_images,
+        "eta": eta,
+    }
+    event = run.click(
+        backend.generate,
+        in_order_of(backend.generate, controls),
+        [live, status, final, downloads, last_image],
+        api_name="generate",
+        concurrency_limit=SAMPLING_LIMIT,
+        concurrency_id="sampling",
+    )
     cancel.click(None, cancels=[event])
-    return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image,
-            "availability": availability}
+    return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image, "availability": availability}
 
 
 def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
@@ -75,19 +102,35 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
         seed = gr.Number(0, precision=0, label="seed")
         num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
-    table = gr.Dataframe(default_configs(checkpoint_names), headers=COLUMNS, datatype=["str", "number", "number", "str", "number"],
-                         type="array", row_count=4, label=f"2-4 configurations: sampler ({', '.join(SAMPLER_LABELS)}),"
-                         f" steps, guidance, variant ({', '.join(VARIANTS)}), cascade stages (1-3); empty rows "
-                         f"are skipped", interactive=True)
+    table = gr.Dataframe(
+        default_configs(checkpoint_names),
+        headers=COLUMNS,
+        datatype=["str", "number", "number", "str", "number"],
+        type="array",
+        row_count=4,
+        label=f"2-4 configurations: sampler ({', '.join(SAMPLER_LABELS)}),"
+        f" steps, guidance, variant ({', '.join(VARIANTS)}), cascade stages (1-3); empty rows "
+        f"are skipped",
+        interactive=True,
+    )
     run = gr.Button("Compare", variant="primary", elem_id="compare")
     gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
-    results = gr.Dataframe(headers=RESULT_COLUMNS, label="measured here (wall time includes guidance; effective NFE "
-                           "counts low-resolution evaluations by their measured cost relative to 32x32)",
-                           interactive=False)
+    results = gr.Dataframe(
+        headers=RESULT_COLUMNS,
+        label="measured here (wall time includes guidance; effective NFE "
+        "counts low-resolution evaluations by their measured cost relative to 32x32)",
+        interactive=False,
+    )
     plot = gr.Plot(label="speed", elem_id="compare-plot")
     checkpoint.change(backend.class_choices, checkpoint, class_name)
-    run.click(backend.compare, [checkpoint, class_name, seed, num_images, table], [gallery, results, plot],
-              api_name="compare", concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
+    run.click(
+        backend.compare,
+        [checkpoint, class_name, seed, num_images, table],
+        [gallery, results, plot],
+        api_name="compare",
+        concurrency_limit=SAMPLING_LIMIT,
+        concurrency_id="sampling",
+    )
     return {"checkpoint": checkpoint, "class_name": class_name}
 
 
@@ -96,8 +139,11 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
     with gr.Row():
         with gr.Column():
             dataset = gr.Textbox(backend.dataset, label="dataset: the CIFAR-10 zip ...")
-            upload = gr.File(label="... or upload a .zip with one folder of images per class", file_types=[".zip"],
-                             elem_id="dataset-upload")
+            upload = gr.File(
+                label="... or upload a .zip with one folder of images per class",
+                file_types=[".zip"],
+                elem_id="dataset-upload",
+            )
             with gr.Row():
                 epochs = gr.Number(defaults.epochs, precision=0, label="epochs")
                 batch_size = gr.Number(defaults.batch_size, precision=0, label="batch size")
@@ -105,24 +151,48 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 precision = gr.Radio(list(TRAIN_PRECISIONS), value="auto", label="precision")
                 attention = gr.Checkbox(False, label="attention at 8x8")
                 cascade = gr.Checkbox(False, label="cascade (LowDiff: 8x8, 16x16 and 32x32)")
-            warm_start = gr.Dropdown([NO_WARM_START] + checkpoint_names, value=NO_WARM_START,
-                                     label="warm start from", allow_custom_value=True)
-            freeze_base = gr.Checkbox(False, label="keep the warm start's U-Net fixed: train only the cascade's "
-                                                   "added layers (fast, keeps its 32x32 quality)")
+            warm_start = gr.Dropdown(
+                [NO_WARM_START] + checkpoint_names,
+                value=NO_WARM_START,
+                label="warm start from",
+                allow_custom_value=True,
+            )
+            freeze_base = gr.Checkbox(
+                False,
+                label="keep the warm start's U-Net fixed: train only the cascade's "
+                "added layers (fast, keeps its 32x32 quality)",
+            )
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
             status = gr.Markdown()
             loss = gr.Plot(label="loss and learning rate")
-            preview = gr.Image(label="latest preview (noise to image, one row per class)", format="png",
-                               elem_classes="pixels", interactive=False)
+            preview = gr.Image(
+                label="latest preview (noise to image, one row per class)",
+                format="png",
+                elem_classes="pixels",
+                interactive=False,
+            )
     timer = gr.Timer(1.0, active=False)
-    controls = {"dataset_text": dataset, "upload": upload, "epochs": epochs, "batch_size": batch_size,
-                "precision": precision, "attention": attention, "cascade": cascade, "warm_start": warm_start,
-                "freeze_base": freeze_base}
-    start.click(backend.start_training, in_order_of(backend.start_training, controls), [status, timer],
-                api_name="train", concurrency_limit=1)
+    controls = {
+        "dataset_text": dataset,
+        "upload": upload,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "precision": precision,
+        "attention": attention,
+        "cascade": cascade,
+        "warm_start": warm_start,
+        "freeze_base": freeze_base,
+    }
+    start.click(
+        backend.start_training,
+        in_order_of(backend.start_training, controls),
+        [status, timer],
+        api_name="train",
+        concurrency_limit=1,
+    )
     stop.click(backend.stop_training, None, status, api_name="stop_training")
     return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}
 
@@ -131,13 +201,15 @@ def learn_tab(backend: Backend, default: str | None, last_image: gr.State, check
     num_timesteps = backend.store.schedule(default).num_timesteps if default else 500
     with gr.Row():
         with gr.Column():
-            picture = gr.Image(label="x_0: upload a picture", type="numpy", sources=["upload"], height=200,
-                               elem_id="learn-input")
+            picture = gr.Image(
+                label="x_0: upload a picture", type="numpy", sources=["upload"], height=200, elem_id="learn-input"
+            )
             use_last = gr.Button("use the last generated image")
             t = gr.Slider(0, num_timesteps - 1, value=num_timesteps // 4, step=1, label="t")
         with gr.Column():
-            noised = gr.Image(label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels",
-                              interactive=False)
+            noised = gr.Image(
+                label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels", interactive=False
+            )
             caption = gr.Markdown()
     schedule = gr.Plot(label="noise schedule of the chosen checkpoint")
     gr.Markdown(EXPLANATION)
@@ -158,10 +230,19 @@ def build_app(backend: Backend) -> gr.Blocks:
             train = train_tab(backend, names)
         with gr.Tab("Learn"):
             learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
-        status_outputs = [train["status"], train["loss"], train["preview"], train["timer"], generate["checkpoint"],
-                          compare["checkpoint"], train["warm_start"], generate["availability"]]
-        train["timer"].tick(backend.training_status, None, status_outputs, show_progress="hidden",
-                            api_visibility="private")
+        status_outputs = [
+            train["status"],
+            train["loss"],
+            train["preview"],
+            train["timer"],
+            generate["checkpoint"],
+            compare["checkpoint"],
+            train["warm_start"],
+            generate["availability"],
+        ]
+        train["timer"].tick(
+            backend.training_status, None, status_outputs, show_progress="hidden", api_visibility="private"
+        )
         demo.load(backend.training_status, None, status_outputs, api_visibility="private")
         for tab in (generate, compare):
             demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"])
@@ -179,10 +260,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="shipped checkpoints")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="training runs (also loadable)")
-    parser.add_argument("--data", default=default_dataset(),
-                        help="the one dataset the Train tab may name besides uploads (default: $FASTDIFF_DATA, "
-                             "else cifar10, downloaded into data/)")
+    parser.add_argument(
+        "--data",
+        default=default_dataset(),
+        help="the one dataset the Train tab may name besides uploads (default: $FASTDIFF_DATA, "
+        "else cifar10, downloaded into data/)",
+    )
     args = parser.parse_args(argv)
     backend = Backend(args.checkpoints, args.runs, args.data, Path.cwd())
     launch(build_app(backend), args.host, args.port)
-

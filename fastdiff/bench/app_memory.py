@@ -1,6 +1,7 @@
 """The app's resident memory, for `bench sample`: the app (`python -m fastdiff.app`) served in a fresh process on the
 shipped checkpoints, a guided 16-image grid generated with every shipped generator through
 gradio_client (so all of them are loaded at once), then the server's peak resident memory."""
+
 from __future__ import annotations
 
 import socket
@@ -9,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from ..nn.checkpoint import ATTENTION, BASE, CASCADE, SHIPPED
 from ..device import peak_resident_mb
+from ..nn.checkpoint import ATTENTION, BASE, CASCADE, SHIPPED
 
 REQUESTS = {  # shipped checkpoint -> (attention variant, cascade stages) of its Generate request
-    BASE: (False, 1), ATTENTION: (True, 1), CASCADE: (False, 3)}
+    BASE: (False, 1),
+    ATTENTION: (True, 1),
+    CASCADE: (False, 3),
+}
 
 
 def free_port() -> int:
@@ -39,15 +43,19 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
     """{"peak_rss_mb", "generated": the checkpoints that served a grid}; peak_rss_mb is None where
     /proc is missing (not Linux)."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         client = connect(f"http://127.0.0.1:{port}/", server)
         generated = [name for name in SHIPPED if (Path(checkpoints) / name / "model.safetensors").exists()]
         for name in generated:
             attention, stages = REQUESTS[name]
-            client.predict(BASE, "random", "DDIM", steps, 2.0, attention, stages, 0, num_images, 0.0,
-                           api_name="/generate")
+            client.predict(
+                BASE, "random", "DDIM", steps, 2.0, attention, stages, 0, num_images, 0.0, api_name="/generate"
+            )
         return {"peak_rss_mb": peak_resident_mb(server.pid), "generated": generated}
     finally:
         server.terminate()

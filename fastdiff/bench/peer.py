@@ -1,5 +1,6 @@
 """`bench sample`'s peer: the same guided 16-image DDIM grid with diffusers' UNet2DModel and
 DDIMScheduler, when diffusers (an optional, benchmark-only dependency) is installed."""
+
 from __future__ import annotations
 
 import time
@@ -11,13 +12,20 @@ from ..device import autocast, resolve_device, resolve_precision
 from ..report import markdown_table
 from .timing import GRID_SIZE, GUIDANCE, forward_gflops, isolated
 
-
 PEERS = {  # diffusers UNet2DModel configurations: about our parameter count, and the original DDPM U-Net
-    "diffusers-small": dict(block_out_channels=(32, 64, 72), layers_per_block=1, norm_num_groups=8,
-                            down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3),
-    "diffusers-ddpm": dict(block_out_channels=(128, 256, 256, 256), layers_per_block=2,
-                           down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-                           up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D")),
+    "diffusers-small": dict(
+        block_out_channels=(32, 64, 72),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D",) * 3,
+        up_block_types=("UpBlock2D",) * 3,
+    ),
+    "diffusers-ddpm": dict(
+        block_out_channels=(128, 256, 256, 256),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    ),
 }
 
 
@@ -31,8 +39,13 @@ def time_peer_sampling(kind: str, steps: int) -> dict:
     model = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, num_class_embeds=11, **PEERS[kind])
     model = model.to(device, memory_format=torch.channels_last).eval()
     config = DiffusionConfig()
-    scheduler = DDIMScheduler(num_train_timesteps=config.num_timesteps, beta_start=config.beta_start,
-                              beta_end=config.beta_end, beta_schedule="linear", timestep_spacing="trailing")
+    scheduler = DDIMScheduler(
+        num_train_timesteps=config.num_timesteps,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+        beta_schedule="linear",
+        timestep_spacing="trailing",
+    )
     labels = torch.cat([torch.arange(GRID_SIZE) % 10, torch.full((GRID_SIZE,), 10)]).to(device)
 
     def run(num_steps: int) -> float:
@@ -48,8 +61,11 @@ def time_peer_sampling(kind: str, steps: int) -> dict:
         return time.perf_counter() - start
 
     run(2)
-    return {"seconds": run(steps), "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "gflops": forward_gflops(model)}
+    return {
+        "seconds": run(steps),
+        "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "gflops": forward_gflops(model),
+    }
 
 
 def bench_peer(ours_ddim50: float, ours_gflops: float) -> str:
@@ -61,12 +77,31 @@ def bench_peer(ours_ddim50: float, ours_gflops: float) -> str:
     rows = []
     for kind in PEERS:
         result = isolated(time_peer_sampling, kind, 50)
-        rows.append([f"diffusers UNet2DModel + DDIMScheduler ({result['parameters_m']:.2f}M)", "DDIM-50",
-                     f"{result['gflops']:.2f}",
-                     f"{result['seconds']:.2f}", f"{GRID_SIZE / result['seconds']:.3g}",
-                     f"{result['seconds'] / ours_ddim50:.2f}x", f"{result['peak_rss_mb']:.0f} MB"])
+        rows.append(
+            [
+                f"diffusers UNet2DModel + DDIMScheduler ({result['parameters_m']:.2f}M)",
+                "DDIM-50",
+                f"{result['gflops']:.2f}",
+                f"{result['seconds']:.2f}",
+                f"{GRID_SIZE / result['seconds']:.3g}",
+                f"{result['seconds'] / ours_ddim50:.2f}x",
+                f"{result['peak_rss_mb']:.0f} MB",
+            ]
+        )
         print(rows[-1], flush=True)
-    return (f"The peer, same run, same schedule, steps, batch and precision (random weights). FastDiff's "
-            f"forward pass is {ours_gflops:.2f} GFLOP per image.\n\n"
-            + markdown_table(["peer", "sampler", "GFLOP per image (forward)", f"s per {GRID_SIZE}-image guided grid", "images/s",
-                              "FastDiff DDIM-50 is faster by", "peak RSS"], rows))
+    return (
+        f"The peer, same run, same schedule, steps, batch and precision (random weights). FastDiff's "
+        f"forward pass is {ours_gflops:.2f} GFLOP per image.\n\n"
+        + markdown_table(
+            [
+                "peer",
+                "sampler",
+                "GFLOP per image (forward)",
+                f"s per {GRID_SIZE}-image guided grid",
+                "images/s",
+                "FastDiff DDIM-50 is faster by",
+                "peak RSS",
+            ],
+            rows,
+        )
+    )

@@ -1,12 +1,13 @@
 """Speed measurements anyone can re-run: `python -m fastdiff bench sample|train|all` measures on the
 current device and writes markdown tables (with the machine they were measured on) and a plot to
 assets/. Each configuration runs in a fresh process so that its peak memory is its own."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -24,6 +25,7 @@ from ..report import machine, markdown_table
 from ..train.trainer import Trainer
 from .timing import GRID_SIZE, GUIDANCE, build, forward_gflops, grid_setup, isolated, matmul_peak_gflops, time_run
 
+
 def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:
     """Seconds for one guided 16-image grid; with timed_steps, the mean step time over that many steps
     is extrapolated to all steps (for configurations too slow to run whole). kind "compiled": the base
@@ -31,9 +33,11 @@ def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, 
     model, schedule, labels, seeds, precision, trained = grid_setup(kind, checkpoint)
     if kind == "compiled":
         model = torch.compile(model)
+
     def run(sampler: str, steps: int | None):
-        return sample_steps(model, schedule, labels, seeds, make_plan(model, schedule, sampler, steps, GUIDANCE),
-                            precision)
+        return sample_steps(
+            model, schedule, labels, seeds, make_plan(model, schedule, sampler, steps, GUIDANCE), precision
+        )
 
     result = time_run(run, sampler, steps, timed_steps)
     return result | {"trained": trained, "nfe": str(steps), "effective_nfe": steps}
@@ -51,8 +55,9 @@ def time_app_streaming(checkpoint: Path | None, steps: int) -> dict:
     size = model.config.image_size
 
     def run(num_steps: int):
-        return sample_steps(model, schedule, labels, seeds, make_plan(model, schedule, "ddim", num_steps, GUIDANCE),
-                            precision)
+        return sample_steps(
+            model, schedule, labels, seeds, make_plan(model, schedule, "ddim", num_steps, GUIDANCE), precision
+        )
 
     list(watch(run(2), size, 1, []))
     streamed, plain = [], []
@@ -65,8 +70,16 @@ def time_app_streaming(checkpoint: Path | None, steps: int) -> dict:
         start = time.perf_counter()
         final_images(run(steps))
         plain.append(time.perf_counter() - start)
-    return {"seconds": min(streamed), "plain_seconds": min(plain), "first_frame_s": first_frame,
-            "extrapolated_from": None, "frames": frames, "trained": trained, "nfe": str(steps), "effective_nfe": steps}
+    return {
+        "seconds": min(streamed),
+        "plain_seconds": min(plain),
+        "first_frame_s": first_frame,
+        "extrapolated_from": None,
+        "frames": frames,
+        "trained": trained,
+        "nfe": str(steps),
+        "effective_nfe": steps,
+    }
 
 
 def time_cascade_sampling(checkpoint: Path, sampler: str, num_stages: int) -> dict:
@@ -75,8 +88,14 @@ def time_cascade_sampling(checkpoint: Path, sampler: str, num_stages: int) -> di
     model, schedule, labels, seeds, precision, trained = grid_setup("cascade", checkpoint)
 
     def run(sampler: str, steps: int | None):
-        return sample_steps(model, schedule, labels, seeds,
-                            make_plan(model, schedule, sampler, steps, GUIDANCE, stages=num_stages), precision)
+        return sample_steps(
+            model,
+            schedule,
+            labels,
+            seeds,
+            make_plan(model, schedule, sampler, steps, GUIDANCE, stages=num_stages),
+            precision,
+        )
 
     result = time_run(run, sampler, None)
     nfe = stage_nfe(make_plan(model, schedule, sampler, None, GUIDANCE, stages=num_stages).stages)
@@ -90,8 +109,14 @@ def time_training(kind: str, precision: str, batch_size: int = 128, timed_steps:
     images = torch.randint(0, 256, (batch_size * (timed_steps + 2), 3, 32, 32), dtype=torch.uint8)
     dataset = ImageDataset(images, torch.arange(len(images)) % 10, tuple(str(i) for i in range(10)))
     model = BaselineUNet() if kind == "baseline" else None
-    trainer = Trainer(dataset, Path("/nonexistent"), TrainConfig(batch_size=batch_size, precision=precision),
-                      ModelConfig(attention=kind == "attention"), device=device, model=model)
+    trainer = Trainer(
+        dataset,
+        Path("/nonexistent"),
+        TrainConfig(batch_size=batch_size, precision=precision),
+        ModelConfig(attention=kind == "attention"),
+        device=device,
+        model=model,
+    )
     batches = list(dataset.batches(batch_size, torch.Generator().manual_seed(0)))
     for x0, labels in batches[:2]:
         trainer.train_step(x0, labels)  # warm-up
@@ -117,28 +142,54 @@ CASCADE_CONFIGS = [(stages, sampler) for stages in (2, 3) for sampler in ("ddim"
 @dataclass
 class SampleJob:
     """One row of the sampling table."""
-    label: str                                  # the model, as the table names it
-    sampler: str                                # the sampler column, e.g. "DDIM-50"
-    checkpoint: str | None                      # whose eval.json gives the quality columns
+
+    label: str  # the model, as the table names it
+    sampler: str  # the sampler column, e.g. "DDIM-50"
+    checkpoint: str | None  # whose eval.json gives the quality columns
     configuration: tuple[str, int, float, int]  # (sampler, steps, guidance, stages), as eval.json records it
-    timing: Callable[..., dict]                 # the timing function, run in a fresh process
-    args: tuple                                 # its arguments
-    kind: str | None = None                     # the network, for the FLOP/s share (None: not computed)
+    timing: Callable[..., dict]  # the timing function, run in a fresh process
+    args: tuple  # its arguments
+    kind: str | None = None  # the network, for the FLOP/s share (None: not computed)
 
 
 def sample_jobs(cascade: Path = Path("checkpoints") / CASCADE) -> list[SampleJob]:
     """The rows of the sampling table; the cascade's rows when its checkpoint exists."""
     jobs = []
     for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
-        jobs.append(SampleJob(label, f"{sampler.upper()}-{steps}", checkpoint, (sampler, steps, GUIDANCE, 1),
-                              time_sampling, (kind, checkpoint, sampler, steps, timed), kind))
-    jobs.append(SampleJob("FastDiff, through the app's streaming", "DDIM-50", "checkpoints/cifar10-base",
-                          ("ddim", 50, GUIDANCE, 1), time_app_streaming, ("checkpoints/cifar10-base", 50), "base"))
+        jobs.append(
+            SampleJob(
+                label,
+                f"{sampler.upper()}-{steps}",
+                checkpoint,
+                (sampler, steps, GUIDANCE, 1),
+                time_sampling,
+                (kind, checkpoint, sampler, steps, timed),
+                kind,
+            )
+        )
+    jobs.append(
+        SampleJob(
+            "FastDiff, through the app's streaming",
+            "DDIM-50",
+            "checkpoints/cifar10-base",
+            ("ddim", 50, GUIDANCE, 1),
+            time_app_streaming,
+            ("checkpoints/cifar10-base", 50),
+            "base",
+        )
+    )
     if (cascade / "model.safetensors").exists():
         for stages, sampler in CASCADE_CONFIGS:
-            jobs.append(SampleJob(f"FastDiff cascade, {stages} stages", f"{sampler.upper()}, default stages",
-                                  str(cascade), (sampler, DEFAULT_STEPS[sampler], GUIDANCE, stages),
-                                  time_cascade_sampling, (cascade, sampler, stages)))
+            jobs.append(
+                SampleJob(
+                    f"FastDiff cascade, {stages} stages",
+                    f"{sampler.upper()}, default stages",
+                    str(cascade),
+                    (sampler, DEFAULT_STEPS[sampler], GUIDANCE, stages),
+                    time_cascade_sampling,
+                    (cascade, sampler, stages),
+                )
+            )
     return jobs
 
 
@@ -168,43 +219,77 @@ def bench_sample(assets: Path) -> str:
     for job in sample_jobs():
         label, sampler = job.label, job.sampler
         result = isolated(job.timing, *job.args)
-        utilisation = (f"{100 * 2 * GRID_SIZE * int(result['nfe']) * gflops[job.kind] / result['seconds'] / peak:.0f}%"
-                       if job.kind else "")
+        utilisation = (
+            f"{100 * 2 * GRID_SIZE * int(result['nfe']) * gflops[job.kind] / result['seconds'] / peak:.0f}%"
+            if job.kind
+            else ""
+        )
         results.append((f"{label} {sampler}", result))
         baseline_seconds = results[0][1]["seconds"]
-        accuracy, kid = (quality_columns(job.checkpoint, job.configuration) if result["trained"]
-                         else ("untrained weights", ""))
+        accuracy, kid = (
+            quality_columns(job.checkpoint, job.configuration) if result["trained"] else ("untrained weights", "")
+        )
         extrapolated = result["extrapolated_from"]
         note = f" (mean of {extrapolated} steps x {result['nfe']})" if extrapolated else ""
         if label.endswith("torch.compile"):
             note += f" (after {result['warmup_s']:.0f} s of compilation)"
         if "frames" in result:
             overhead = 100 * (result["seconds"] / result["plain_seconds"] - 1)
-            note += (f" ({result['frames']} frames sent; {overhead:+.1f}% vs {result['plain_seconds']:.2f} s drained "
-                     f"without streaming, fastest of {STREAMING_REPEATS} alternating runs each)")
-        rows.append([label, sampler, result["nfe"], result["effective_nfe"], f"{result['seconds']:.2f}{note}",
-                     f"{GRID_SIZE / result['seconds']:.3g}", f"{baseline_seconds / result['seconds']:.1f}x",
-                     f"{1000 * result['first_frame_s']:.0f} ms", f"{result['peak_rss_mb']:.0f} MB", utilisation,
-                     accuracy, kid])
+            note += (
+                f" ({result['frames']} frames sent; {overhead:+.1f}% vs {result['plain_seconds']:.2f} s drained "
+                f"without streaming, fastest of {STREAMING_REPEATS} alternating runs each)"
+            )
+        rows.append(
+            [
+                label,
+                sampler,
+                result["nfe"],
+                result["effective_nfe"],
+                f"{result['seconds']:.2f}{note}",
+                f"{GRID_SIZE / result['seconds']:.3g}",
+                f"{baseline_seconds / result['seconds']:.1f}x",
+                f"{1000 * result['first_frame_s']:.0f} ms",
+                f"{result['peak_rss_mb']:.0f} MB",
+                utilisation,
+                accuracy,
+                kid,
+            ]
+        )
         print(rows[-1], flush=True)
-    table = markdown_table(["model", "sampler", "NFE", "effective NFE", f"s per {GRID_SIZE}-image guided grid",
-                            "images/s", "speed vs baseline", "first frame", "peak RSS",
-                            f"share of {peak:.0f} GFLOP/s {amp} matmul", "class acc.", "KID"], rows)
+    table = markdown_table(
+        [
+            "model",
+            "sampler",
+            "NFE",
+            "effective NFE",
+            f"s per {GRID_SIZE}-image guided grid",
+            "images/s",
+            "speed vs baseline",
+            "first frame",
+            "peak RSS",
+            f"share of {peak:.0f} GFLOP/s {amp} matmul",
+            "class acc.",
+            "KID",
+        ],
+        rows,
+    )
     _plot_sampling(results, assets / "bench-sample.png")
-    from .peer import bench_peer  # it builds on this module
-
     from .app_memory import app_peak_memory
+    from .peer import bench_peer  # it builds on this module
 
     ours = dict(results)["FastDiff DDIM-50"]["seconds"]
     memory = app_peak_memory(Path("checkpoints"))
-    app_line = (f"The app (`python app.py`, a fresh process) after a guided {GRID_SIZE}-image DDIM-50 grid from each "
-                f"of {', '.join(memory['generated'])}, all loaded at once: peak resident memory "
-                + (f"{memory['peak_rss_mb']:.0f} MB." if memory["peak_rss_mb"] else "not measured (no /proc here)."))
+    app_line = (
+        f"The app (`python app.py`, a fresh process) after a guided {GRID_SIZE}-image DDIM-50 grid from each "
+        f"of {', '.join(memory['generated'])}, all loaded at once: peak resident memory "
+        + (f"{memory['peak_rss_mb']:.0f} MB." if memory["peak_rss_mb"] else "not measured (no /proc here).")
+    )
     return table + "\n\n" + bench_peer(ours, gflops["base"]) + "\n\n" + app_line
 
 
 def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -222,7 +307,11 @@ def _plot_sampling(results: list[tuple[str, dict]], path: Path) -> None:
 def bench_train(assets: Path) -> str:
     amp, peak = amp_matmul_peak()
     rows, speeds = [], {}
-    for label, kind in (("FastDiff", "base"), ("FastDiff + attention", "attention"), ("Baseline DDPM U-Net", "baseline")):
+    for label, kind in (
+        ("FastDiff", "base"),
+        ("FastDiff + attention", "attention"),
+        ("Baseline DDPM U-Net", "baseline"),
+    ):
         model, _, _ = build(kind)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         gflops = forward_gflops(model)
@@ -231,16 +320,37 @@ def bench_train(assets: Path) -> str:
         mixed = isolated(time_training, kind, amp, 128, timed)
         speeds[kind] = (fp32["images_per_s"], mixed["images_per_s"])
         utilisation = 3 * gflops * mixed["images_per_s"] / peak  # backward ~ 2x forward
-        rows.append([label, f"{params:.2f}M", f"{gflops:.2f}", f"{fp32['images_per_s']:.1f}",
-                     f"{mixed['images_per_s']:.1f}", f"{mixed['images_per_s'] / fp32['images_per_s']:.2f}x",
-                     f"{fp32['peak_rss_mb']:.0f} / {mixed['peak_rss_mb']:.0f} MB", f"{100 * utilisation:.0f}%"])
+        rows.append(
+            [
+                label,
+                f"{params:.2f}M",
+                f"{gflops:.2f}",
+                f"{fp32['images_per_s']:.1f}",
+                f"{mixed['images_per_s']:.1f}",
+                f"{mixed['images_per_s'] / fp32['images_per_s']:.2f}x",
+                f"{fp32['peak_rss_mb']:.0f} / {mixed['peak_rss_mb']:.0f} MB",
+                f"{100 * utilisation:.0f}%",
+            ]
+        )
         print(rows[-1], flush=True)
-    table = markdown_table(["model", "parameters", "GFLOP per image (forward)", "fp32 images/s",
-                            f"{amp} images/s", "AMP speed-up", "peak RSS fp32 / AMP",
-                            f"AMP utilisation of {peak:.0f} GFLOP/s {amp} matmul"], rows)
+    table = markdown_table(
+        [
+            "model",
+            "parameters",
+            "GFLOP per image (forward)",
+            "fp32 images/s",
+            f"{amp} images/s",
+            "AMP speed-up",
+            "peak RSS fp32 / AMP",
+            f"AMP utilisation of {peak:.0f} GFLOP/s {amp} matmul",
+        ],
+        rows,
+    )
     ratio = speeds["base"][1] / speeds["baseline"][0]
-    return table + (f"\n\nFastDiff with AMP trains {ratio:.1f}x as many images/s as the baseline in fp32 "
-                    f"({speeds['base'][1] / speeds['baseline'][1]:.1f}x the baseline with AMP).")
+    return table + (
+        f"\n\nFastDiff with AMP trains {ratio:.1f}x as many images/s as the baseline in fp32 "
+        f"({speeds['base'][1] / speeds['baseline'][1]:.1f}x the baseline with AMP)."
+    )
 
 
 def run(what: str, assets: Path = Path("assets")) -> None:

@@ -1,12 +1,13 @@
 """Timing tools of the benchmarks: the matmul ceiling, FLOPs of a forward pass, a fresh process per
 measurement (for its own peak memory), and sampling runs timed in turns within one process."""
+
 from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -19,7 +20,7 @@ from ..nn.baseline import BaselineUNet
 from ..nn.checkpoint import load_model
 from ..nn.unet import UNet
 
-GRID_SIZE = 16      # images per guided grid (w = 2: 32 images per forward pass)
+GRID_SIZE = 16  # images per guided grid (w = 2: 32 images per forward pass)
 GUIDANCE = 2.0
 Run = Callable[[str, int | None], Iterator[Step]]  # (sampler, steps) -> a sampling run's steps
 
@@ -34,7 +35,7 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 204
         count += 1
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
+    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
 
 
 def forward_gflops(model: torch.nn.Module, image_size: int = 32) -> float:
@@ -85,16 +86,16 @@ def grid_setup(kind: str, checkpoint: Path | None):
     return model, NoiseSchedule(diffusion), labels, list(range(GRID_SIZE)), resolve_precision("auto", device), trained
 
 
-def time_run(run: Run, sampler: str, steps: int | None,
-             timed_steps: int | None = None, repeats: int = 1) -> dict:
+def time_run(run: Run, sampler: str, steps: int | None, timed_steps: int | None = None, repeats: int = 1) -> dict:
     """Seconds of run(sampler, steps) after a run("ddim", 2) warm-up (first-call allocations and kernel
     selection), the fastest of `repeats` runs (as timeit); with timed_steps, the mean step time over that
     many steps extrapolated to all steps."""
     return time_runs([run], sampler, steps, timed_steps, repeats)[0]
 
 
-def time_runs(runs: list[Run], sampler: str, steps: int | None,
-              timed_steps: int | None = None, rounds: int = 1) -> list[dict]:
+def time_runs(
+    runs: list[Run], sampler: str, steps: int | None, timed_steps: int | None = None, rounds: int = 1
+) -> list[dict]:
     """time_run for several configurations in one process: all are warmed up, then each is timed once per
     round, taking turns, so that a drift of the machine's speed over minutes falls on all alike; the
     fastest round of each."""
@@ -107,12 +108,13 @@ def time_runs(runs: list[Run], sampler: str, steps: int | None,
     for _ in range(rounds):
         for run, timing in zip(runs, timings):
             timing.append(_timed(run, sampler, steps, timed_steps))
-    return [min(timing, key=lambda result: result["seconds"]) | {"warmup_s": warmup}
-            for timing, warmup in zip(timings, warmups)]
+    return [
+        min(timing, key=lambda result: result["seconds"]) | {"warmup_s": warmup}
+        for timing, warmup in zip(timings, warmups)
+    ]
 
 
-def _timed(run: Run, sampler: str, steps: int | None,
-           timed_steps: int | None) -> dict:
+def _timed(run: Run, sampler: str, steps: int | None, timed_steps: int | None) -> dict:
     start = time.perf_counter()
     first_frame, done = None, 0
     for step in run(sampler, steps):
@@ -121,5 +123,8 @@ def _timed(run: Run, sampler: str, steps: int | None,
         done += 1
         if timed_steps and done == timed_steps:
             break
-    return {"seconds": (time.perf_counter() - start) * step.num_steps / done, "first_frame_s": first_frame,
-            "extrapolated_from": done if done < step.num_steps else None}
+    return {
+        "seconds": (time.perf_counter() - start) * step.num_steps / done,
+        "first_frame_s": first_frame,
+        "extrapolated_from": done if done < step.num_steps else None,
+    }

@@ -4,31 +4,32 @@ every resolution is seen), and about ANIMATION_FRAMES frames kept for a GIF or M
 are converted to pictures, so watching costs little beside the sampler. Low-resolution stages are
 enlarged to the final size.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch.nn.functional as F
 
 from ..images import grid
-from .sampling import RunStep, is_frame
 from .samplers import Step
+from .sampling import RunStep, is_frame
 
-FRAME_INTERVAL = 0.1      # seconds between live frames: at most 10 per second
-ANIMATION_FRAMES = 40     # frames kept for an animation
+FRAME_INTERVAL = 0.1  # seconds between live frames: at most 10 per second
+ANIMATION_FRAMES = 40  # frames kept for an animation
 
 
 @dataclass
 class Progress:
-    step: RunStep                # the step just computed
-    seconds: float               # since sampling started
-    images_per_sec: float        # images finished per second at the current pace
-    picture: np.ndarray          # x_t and predicted x0 grids side by side, at the final size
-    stage: str                   # "stage 2/3 at 16x16" for a cascade, "" for plain sampling
+    step: RunStep  # the step just computed
+    seconds: float  # since sampling started
+    images_per_sec: float  # images finished per second at the current pace
+    picture: np.ndarray  # x_t and predicted x0 grids side by side, at the final size
+    stage: str  # "stage 2/3 at 16x16" for a cascade, "" for plain sampling
 
 
 def side_by_side(step: Step, size: int, scale: int = 1) -> np.ndarray:
@@ -45,8 +46,14 @@ def stage_label(step: RunStep, num_stages: int) -> str:
     return f"stage {step.stage + 1}/{num_stages} at {step.resolution}x{step.resolution}"
 
 
-def watch(steps: Iterator[RunStep], size: int, num_stages: int, animation: list[np.ndarray],
-          interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.perf_counter) -> Iterator[Progress]:
+def watch(
+    steps: Iterator[RunStep],
+    size: int,
+    num_stages: int,
+    animation: list[np.ndarray],
+    interval: float = FRAME_INTERVAL,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[Progress]:
     """Run steps (images of side `size` at the end), yield a Progress at most every `interval` seconds,
     at the first step of each stage and after the last step, and append animation frames to
     `animation`. The last Progress holds the last step, whose x_t is the final images."""
@@ -60,5 +67,10 @@ def watch(steps: Iterator[RunStep], size: int, num_stages: int, animation: list[
             last_sent = now
             seconds = max(now - start, 1e-9)
             batch = step.x_t.shape[0]
-            yield Progress(step, seconds, batch * (step.index + 1) / step.num_steps / seconds,
-                           side_by_side(step, size), stage_label(step, num_stages))
+            yield Progress(
+                step,
+                seconds,
+                batch * (step.index + 1) / step.num_steps / seconds,
+                side_by_side(step, size),
+                stage_label(step, num_stages),
+            )

@@ -5,6 +5,7 @@
 
 Both branches run in one batched forward pass; w = 0 skips the unconditional branch.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,6 @@ import torch
 
 from ..device import autocast
 from ..nn.unet import UNet
-
 
 MAX_GUIDANCE = 10.0  # far above the paper's w = 2; larger weights push eps out of range and samples saturate
 
@@ -29,8 +29,7 @@ def combine(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch
 
 
 class GuidedDenoiser:
-    def __init__(self, model: UNet, class_labels: torch.Tensor | None, guidance: float,
-                 precision: str = "fp32"):
+    def __init__(self, model: UNet, class_labels: torch.Tensor | None, guidance: float, precision: str = "fp32"):
         """class_labels: (B,) long, or None for unconditional samples; guidance: w >= 0."""
         self.model = model
         self.device = next(model.parameters()).device
@@ -52,7 +51,6 @@ class GuidedDenoiser:
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.guidance == 0:
             return self._eps(x_t, t, self.class_labels)
-        eps = self._eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                        torch.cat([self.class_labels, self.null_labels]))
+        eps = self._eps(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.class_labels, self.null_labels]))
         eps_cond, eps_uncond = eps.chunk(2)
         return combine(eps_cond, eps_uncond, self.guidance)

@@ -3,6 +3,7 @@
 
 All randomness comes from the given CPU generator, so a resumed run repeats an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,15 @@ def unwrap(model) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor,
-                   generator: torch.Generator, label_dropout: float, **model_kwargs) -> torch.Tensor:
+def diffusion_loss(
+    model,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    label_dropout: float,
+    **model_kwargs,
+) -> torch.Tensor:
     """Ho et al. 2020, Algorithm 1: MSE between the noise and its prediction at a uniform t, with
     labels replaced by the null class at rate label_dropout (classifier-free guidance training).
     model_kwargs (a cascade's `condition`) go to the network unchanged."""
@@ -32,8 +40,9 @@ def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: tor
     return F.mse_loss(model(x_t, t, labels, **model_kwargs).float(), noise)
 
 
-def noisy_condition(schedule: NoiseSchedule, low: torch.Tensor, size: int, generator: torch.Generator,
-                    dropout: float) -> torch.Tensor:
+def noisy_condition(
+    schedule: NoiseSchedule, low: torch.Tensor, size: int, generator: torch.Generator, dropout: float
+) -> torch.Tensor:
     """Truncation augmentation (CDM, Ho et al. 2022, section 4.2; LowDiff section 3.2): the clean
     low-resolution image diffused to a uniform random level s with noise independent of the
     high-resolution noise, z_s = sqrt(alpha_bar_s) x0_low + sqrt(1 - alpha_bar_s) eps', then upsampled.
@@ -46,16 +55,22 @@ def noisy_condition(schedule: NoiseSchedule, low: torch.Tensor, size: int, gener
     return upsample_condition(schedule.q_sample(low, s, noise), size) * keep
 
 
-def cascade_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor,
-                 generator: torch.Generator, label_dropout: float) -> torch.Tensor:
+def cascade_loss(
+    model,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    label_dropout: float,
+) -> torch.Tensor:
     """LowDiff Algorithm 1: the sum over resolutions of the plain loss at that resolution. The lowest
     is an ordinary class-conditional model; each higher one is conditioned on the noisy, upsampled
     next-lower image. Each term only runs (and so only trains) the blocks of its resolution."""
     cascade = unwrap(model).cascade
-    loss = diffusion_loss(model, schedule, downsample(x0, cascade.resolutions[0]), labels, generator,
-                          label_dropout)
+    loss = diffusion_loss(model, schedule, downsample(x0, cascade.resolutions[0]), labels, generator, label_dropout)
     for low, size in zip(cascade.resolutions, cascade.resolutions[1:]):
         condition = noisy_condition(schedule, downsample(x0, low), size, generator, cascade.condition_dropout)
-        loss = loss + diffusion_loss(model, schedule, downsample(x0, size), labels, generator, label_dropout,
-                                     condition=condition)
+        loss = loss + diffusion_loss(
+            model, schedule, downsample(x0, size), labels, generator, label_dropout, condition=condition
+        )
     return loss

@@ -7,11 +7,12 @@ schedule, the starting noise x_T and a step count; optionally `t_start`, the tim
 arithmetic is float32; coefficients are Python floats computed once, so the loop has no host-device
 synchronisation.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 
@@ -24,11 +25,11 @@ DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm++": 20}  # None: all T steps
 
 @dataclass
 class Step:
-    index: int           # 0-based number of this step
-    num_steps: int       # model evaluations in the whole run
-    t: int               # timestep at which the model was evaluated
-    x_t: torch.Tensor    # (B, C, H, W) sample after this step
-    x0: torch.Tensor     # (B, C, H, W) clean image predicted at this step
+    index: int  # 0-based number of this step
+    num_steps: int  # model evaluations in the whole run
+    t: int  # timestep at which the model was evaluated
+    x_t: torch.Tensor  # (B, C, H, W) sample after this step
+    x0: torch.Tensor  # (B, C, H, W) clean image predicted at this step
 
 
 class ImageRNG:
@@ -41,8 +42,7 @@ class ImageRNG:
 
     def randn(self, *shape: int) -> torch.Tensor:
         """(num_images, *shape) standard normal noise."""
-        return torch.stack([torch.randn(shape, generator=g, device=self.device)
-                            for g in self.generators])
+        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
 
 
 def timestep_grid(num_timesteps: int, num_steps: int, t_start: int | None = None) -> list[int]:
@@ -57,8 +57,9 @@ def timestep_grid(num_timesteps: int, num_steps: int, t_start: int | None = None
     return [round(span - i * span / num_steps) - 1 for i in range(num_steps)]
 
 
-def _predict(denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: int,
-             clip_x0: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _predict(
+    denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: int, clip_x0: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's eps and the x0 it implies; with clip_x0, x0 is clamped to the data range [-1, 1]
     and eps recomputed to match."""
     t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
@@ -70,8 +71,17 @@ def _predict(denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: in
     return eps, x0
 
 
-def ddpm(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int | None = None,
-         *, rng: ImageRNG, clip_x0: bool = True, t_start: int | None = None, **_) -> SamplerSteps:
+def ddpm(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    num_steps: int | None = None,
+    *,
+    rng: ImageRNG,
+    clip_x0: bool = True,
+    t_start: int | None = None,
+    **_,
+) -> SamplerSteps:
     """Ancestral sampling (Ho et al. 2020, Algorithm 2) with sigma_t^2 = beta_t.
 
     With fewer than T steps the schedule is respaced (Nichol & Dhariwal 2021, section 4):
@@ -89,15 +99,25 @@ def ddpm(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_ste
             ab_t, ab_prev = alpha_bar[t], alpha_bar[timesteps[i + 1]]
             beta = 1 - ab_t / ab_prev
             # Posterior mean of q(x_{t-1} | x_t, x_0), Ho et al. eq. 7.
-            mean = (math.sqrt(ab_prev) * beta / (1 - ab_t)) * x0 \
-                + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)) * x
+            mean = (math.sqrt(ab_prev) * beta / (1 - ab_t)) * x0 + (
+                math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)
+            ) * x
             x = mean + math.sqrt(beta) * rng.randn(*x.shape[1:]).to(x.dtype)
         yield Step(i, len(timesteps), t, x, x0)
 
 
-def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
-         *, eta: float = 0.0, rng: ImageRNG | None = None, clip_x0: bool = True, t_start: int | None = None,
-         **_) -> SamplerSteps:
+def ddim(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    num_steps: int,
+    *,
+    eta: float = 0.0,
+    rng: ImageRNG | None = None,
+    clip_x0: bool = True,
+    t_start: int | None = None,
+    **_,
+) -> SamplerSteps:
     """DDIM (Song et al. 2021, eq. 12); eta = 0 is deterministic, eta = 1 is ancestral-like."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be between 0 and 1, got {eta}")
@@ -112,14 +132,22 @@ def ddim(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_ste
         ab_prev = alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
         # eq. 16: sigma = eta * sqrt((1 - ab_prev) / (1 - ab_t)) * sqrt(1 - ab_t / ab_prev)
         sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
-        x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma ** 2, 0.0)) * eps
+        x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * rng.randn(*x.shape[1:]).to(x.dtype)
         yield Step(i, len(timesteps), t, x, x0)
 
 
-def dpm_solver_pp(denoiser: Denoiser, schedule: NoiseSchedule, x_T: torch.Tensor, num_steps: int,
-                  *, clip_x0: bool = True, t_start: int | None = None, **_) -> SamplerSteps:
+def dpm_solver_pp(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    num_steps: int,
+    *,
+    clip_x0: bool = True,
+    t_start: int | None = None,
+    **_,
+) -> SamplerSteps:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
     probability-flow ODE in data prediction, in lambda = log(alpha / sigma). The last step goes to
     sigma = 0 with first order, which returns the final x0 prediction."""

@@ -3,10 +3,11 @@ the plan as a stream of steps (plain sampling is a plan of one stage, a LowDiff 
 three) and `sample` drains it; the final images are always the last step's x_t. Used by the CLI, the
 app, the trainer's previews, the evaluator and the benchmarks.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -21,11 +22,12 @@ from .schedule import NoiseSchedule
 @dataclass(frozen=True)
 class Plan:
     """Checked settings of one sampling run."""
-    sampler: str          # key of SAMPLERS (a cascade's stages may each name their own)
-    num_steps: int        # plain steps asked for; a cascade's stages are scaled to them
-    guidance: float       # classifier-free guidance weight w
-    eta: float            # DDIM noise (0 for the other samplers)
-    stages: list[Stage]   # one stage (plain sampling at full size) or a cascade's stages, lowest first
+
+    sampler: str  # key of SAMPLERS (a cascade's stages may each name their own)
+    num_steps: int  # plain steps asked for; a cascade's stages are scaled to them
+    guidance: float  # classifier-free guidance weight w
+    eta: float  # DDIM noise (0 for the other samplers)
+    stages: list[Stage]  # one stage (plain sampling at full size) or a cascade's stages, lowest first
 
     @property
     def configuration(self) -> tuple[str, int, float, int]:
@@ -37,14 +39,22 @@ class Plan:
 class RunStep(Step):
     """A Step of the whole run: index and num_steps count over all stages, so progress bars and frame
     picking need not know about stages."""
-    stage: int        # 0-based stage number
-    resolution: int   # image side of this stage
+
+    stage: int  # 0-based stage number
+    resolution: int  # image side of this stage
     stage_index: int  # 0-based step within the stage
     stage_steps: int  # model evaluations of this stage
 
 
-def make_plan(model: UNet, schedule: NoiseSchedule, sampler: str = "ddim", num_steps: int | None = None,
-              guidance: float = 2.0, eta: float = 0.0, stages: int | list[Stage] = 1) -> Plan:
+def make_plan(
+    model: UNet,
+    schedule: NoiseSchedule,
+    sampler: str = "ddim",
+    num_steps: int | None = None,
+    guidance: float = 2.0,
+    eta: float = 0.0,
+    stages: int | list[Stage] = 1,
+) -> Plan:
     """Check every setting against the model; raises ValueError with a one-line message. stages: a
     count (1 = plain sampling) for the default stages scaled to num_steps, or explicit stages."""
     num_steps = check_sampler(sampler, num_steps, eta, schedule.num_timesteps)
@@ -55,8 +65,14 @@ def make_plan(model: UNet, schedule: NoiseSchedule, sampler: str = "ddim", num_s
     return Plan(sampler, num_steps, float(guidance), float(eta), list(stages))
 
 
-def sample_steps(model: UNet, schedule: NoiseSchedule, class_labels: torch.Tensor | None, seeds: list[int],
-                 plan: Plan, precision: str = "fp32") -> Iterator[RunStep]:
+def sample_steps(
+    model: UNet,
+    schedule: NoiseSchedule,
+    class_labels: torch.Tensor | None,
+    seeds: list[int],
+    plan: Plan,
+    precision: str = "fp32",
+) -> Iterator[RunStep]:
     """LowDiff Algorithm 2 (one stage: plain sampling) for len(seeds) images, image i from seeds[i]:
     start from seeded noise at the first stage's resolution, run its sampler with guidance up to its
     truncation point, upsample the partially denoised x_t as the next stage's condition, repeat."""
@@ -68,8 +84,9 @@ def sample_steps(model: UNet, schedule: NoiseSchedule, class_labels: torch.Tenso
         x_T = rng.randn(model.config.image_channels, stage.resolution, stage.resolution)
         network = model if condition is None else Conditioned(model, condition)
         denoiser = GuidedDenoiser(network, class_labels, plan.guidance, precision)
-        steps = SAMPLERS[stage.sampler](denoiser, schedule, x_T, stage.num_steps, eta=plan.eta, rng=rng,
-                                        t_start=stage.t_start)
+        steps = SAMPLERS[stage.sampler](
+            denoiser, schedule, x_T, stage.num_steps, eta=plan.eta, rng=rng, t_start=stage.t_start
+        )
         for stage_index, step in zip(range(stage.nfe), steps):  # stops at the truncation point
             yield RunStep(index, total, step.t, step.x_t, step.x0, number, stage.resolution, stage_index, stage.nfe)
             index += 1
@@ -80,14 +97,18 @@ def sample_steps(model: UNet, schedule: NoiseSchedule, class_labels: torch.Tenso
 
 def final_images(steps: Iterator[Step]) -> torch.Tensor:
     """Run steps to the end; the last step's x_t, (B, C, H, W) in [-1, 1]."""
-    step = None
-    for step in steps:
-        pass
-    return step.x_t
+    *_, last = steps
+    return last.x_t
 
 
-def sample(model: UNet, schedule: NoiseSchedule, class_labels: torch.Tensor | None, seeds: list[int],
-           plan: Plan, precision: str = "fp32") -> torch.Tensor:
+def sample(
+    model: UNet,
+    schedule: NoiseSchedule,
+    class_labels: torch.Tensor | None,
+    seeds: list[int],
+    plan: Plan,
+    precision: str = "fp32",
+) -> torch.Tensor:
     """The final images of sample_steps."""
     return final_images(sample_steps(model, schedule, class_labels, seeds, plan, precision))
 
@@ -111,4 +132,3 @@ def class_labels(spec: str, class_names: tuple[str, ...], n: int, seed: int) -> 
     if spec.lower() not in class_names:
         raise ValueError(f"unknown class {spec!r}: choose one of {', '.join(class_names)} or random")
     return torch.full((n,), class_names.index(spec.lower()))
-

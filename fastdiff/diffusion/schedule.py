@@ -3,6 +3,7 @@
 Ho et al. 2020, eq. 4: q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
 Timesteps are 0-based: index t in [0, T) holds beta_{t+1} of the paper. Knows nothing of networks.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ class NoiseSchedule:
         self.betas = betas.float().to(device)
         self.alpha_bar = alpha_bar.float().to(device)
 
-    def to(self, device) -> "NoiseSchedule":
+    def to(self, device) -> NoiseSchedule:
         return NoiseSchedule(self.config, device)
 
     def snr(self) -> torch.Tensor:

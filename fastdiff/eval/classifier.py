@@ -2,6 +2,7 @@
 weights cannot be downloaded everywhere). A ResNet-9 (the DAWNBench design by Myrtle.ai) of
 configurable width, trained by `python -m fastdiff eval train-classifier`, saved like every other
 checkpoint: model.safetensors + config.json."""
+
 from __future__ import annotations
 
 import json
@@ -13,16 +14,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, atomic_write, load_state_into, load_tensors, save_tensors
 from ..config import from_dict, to_dict
 from ..data import ImageDataset, to_model_range
 from ..device import autocast
+from ..nn.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    atomic_write,
+    load_state_into,
+    load_tensors,
+    save_tensors,
+)
 from .metrics import class_accuracy
 
 
 @dataclass
 class ClassifierConfig:
-    width: int = 32              # channels of the first layer; later layers have 2x, 4x, 8x
+    width: int = 32  # channels of the first layer; later layers have 2x, 4x, 8x
     num_classes: int = 10
     image_channels: int = 3
     class_names: tuple[str, ...] = ()
@@ -32,8 +41,11 @@ class ClassifierConfig:
 
 
 def conv_bn(in_channels: int, out_channels: int, pool: bool = False) -> nn.Sequential:
-    layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
-              nn.ReLU(inplace=True)]
+    layers = [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
     return nn.Sequential(*layers, nn.MaxPool2d(2)) if pool else nn.Sequential(*layers)
 
 
@@ -53,10 +65,14 @@ class Classifier(nn.Module):
         w = config.width
         self.trunk = nn.Sequential(
             conv_bn(config.image_channels, w),
-            conv_bn(w, 2 * w, pool=True), Residual(2 * w),      # 16x16
-            conv_bn(2 * w, 4 * w, pool=True),                    # 8x8
-            conv_bn(4 * w, 8 * w, pool=True), Residual(8 * w),  # 4x4
-            nn.AdaptiveMaxPool2d(1), nn.Flatten())
+            conv_bn(w, 2 * w, pool=True),
+            Residual(2 * w),  # 16x16
+            conv_bn(2 * w, 4 * w, pool=True),  # 8x8
+            conv_bn(4 * w, 8 * w, pool=True),
+            Residual(8 * w),  # 4x4
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(8 * w, config.num_classes)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -71,8 +87,9 @@ class Classifier(nn.Module):
 
 
 @torch.no_grad()
-def classify(model: Classifier, images: torch.Tensor, precision: str = "fp32",
-             batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def classify(
+    model: Classifier, images: torch.Tensor, precision: str = "fp32", batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, features) in float32, averaged over the image and its mirror image."""
     device = next(model.parameters()).device
     logits, features = [], []
@@ -90,12 +107,22 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random crops of the image padded by 4 (reflection); flips come from ImageDataset.batches."""
     padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
     dx, dy = torch.randint(0, 9, (2,), generator=generator).tolist()
-    return padded[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
+    return padded[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
 
 
-def train_classifier(train: ImageDataset, test: ImageDataset, out: Path, width: int = 32, epochs: int = 16,
-                     batch_size: int = 256, lr: float = 0.2, device: torch.device = torch.device("cpu"),
-                     precision: str = "fp32", init: Path | None = None, log=print) -> float:
+def train_classifier(
+    train: ImageDataset,
+    test: ImageDataset,
+    out: Path,
+    width: int = 32,
+    epochs: int = 16,
+    batch_size: int = 256,
+    lr: float = 0.2,
+    device: torch.device = torch.device("cpu"),
+    precision: str = "fp32",
+    init: Path | None = None,
+    log=print,
+) -> float:
     """SGD with Nesterov momentum, a one-cycle learning rate and label smoothing; returns test accuracy.
     init: continue from a saved classifier (its width) instead of a fresh one."""
     torch.manual_seed(0)
@@ -109,8 +136,9 @@ def train_classifier(train: ImageDataset, test: ImageDataset, out: Path, width: 
         raise ValueError(f"{init}: classifies {model.config.class_names}, not this data's {train.class_names}")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     total = epochs * (len(train) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total, pct_start=0.25,
-                                                   anneal_strategy="linear")
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, lr, total_steps=total, pct_start=0.25, anneal_strategy="linear"
+    )
     generator = torch.Generator().manual_seed(0)
     for epoch in range(epochs):
         model.train()
@@ -125,8 +153,10 @@ def train_classifier(train: ImageDataset, test: ImageDataset, out: Path, width: 
             schedule.step()
             seen += len(x)
         accuracy = evaluate_accuracy(model, test, precision)
-        log(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy {100 * accuracy:.2f}%, "
-            f"{seen / (time.perf_counter() - start):.0f} images/s")
+        log(
+            f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy {100 * accuracy:.2f}%, "
+            f"{seen / (time.perf_counter() - start):.0f} images/s"
+        )
     save_classifier(out, model, {"test_accuracy": accuracy, "epochs": epochs_before + epochs})
     return accuracy
 
@@ -140,8 +170,9 @@ def evaluate_accuracy(model: Classifier, data: ImageDataset, precision: str = "f
 def save_classifier(folder: Path, model: Classifier, metadata: dict) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(folder / WEIGHTS_NAME, {k: v.half() if v.is_floating_point() else v
-                                         for k, v in model.state_dict().items()})
+    save_tensors(
+        folder / WEIGHTS_NAME, {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    )
     config = {"classifier": to_dict(model.config), "metadata": metadata}
     atomic_write(folder / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
 
@@ -149,8 +180,9 @@ def save_classifier(folder: Path, model: Classifier, metadata: dict) -> None:
 def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[Classifier, dict]:
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path}: file not found (train the evaluator with "
-                              f"`python -m fastdiff eval train-classifier`)")
+        raise CheckpointError(
+            f"{path}: file not found (train the evaluator with `python -m fastdiff eval train-classifier`)"
+        )
     try:
         config = json.loads(path.read_text())
         model = Classifier(from_dict(ClassifierConfig, config["classifier"]))

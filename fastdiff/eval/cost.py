@@ -2,6 +2,7 @@
 appendix B's step latency and effective NFE, which count a low-resolution evaluation by its measured
 cost relative to one at full size.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,9 @@ def format_nfe(nfe: dict[int, int]) -> str:
 
 
 @torch.inference_mode()
-def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10,
-                         precision: str = "auto") -> dict[int, float]:
+def measure_step_latency(
+    model: UNet, batch_size: int = 64, repeats: int = 10, precision: str = "auto"
+) -> dict[int, float]:
     """Average seconds of one model evaluation at each of the model's resolutions on its device (with
     the condition where the resolution takes one), after a warm-up call: appendix B's step latency.
     Timed as the samplers call the network (inference mode, autocast at the sampling precision), since
@@ -38,12 +40,12 @@ def measure_step_latency(model: UNet, batch_size: int = 64, repeats: int = 10,
     for i, size in enumerate(resolutions_of(model)):
         x = torch.randn(batch_size, model.config.image_channels, size, size, device=device)
         t = torch.zeros(batch_size, dtype=torch.long, device=device)
-        call = (lambda: model(x, t)) if i == 0 else (lambda: model(x, t, None, x))
+        condition = x if i else None  # every resolution above the lowest takes a condition
         times = []
         with autocast(device, precision):
             for _ in range(repeats + 1):
                 start = time.perf_counter()
-                call()
+                model(x, t, None, condition) if condition is not None else model(x, t)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - start)

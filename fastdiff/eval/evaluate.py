@@ -3,6 +3,7 @@ and KID and FD in the classifier's penultimate features against the real test sp
 the real-vs-real values (the classifier's accuracy on the test split; KID and FD of a train subset
 against the test split) so a reader can judge the scale.
 Also wall time, NFE and images/s, and the quality sweep of the README's tables."""
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ from .records import EVAL_NAME
 class Reference:
     """Real images: the test split with its features and the classifier's accuracy on it (its labels
     are held out from the classifier's training), and features of a train subset of the samples' size."""
+
     test_images: torch.Tensor  # (N, C, H, W) uint8
     test_features: torch.Tensor
     test_accuracy: float
@@ -46,23 +48,42 @@ def reference(classifier, data: str, n: int, precision: str) -> Reference:
     return Reference(test.images, test_features, class_accuracy(test_logits, test.labels), train_features)
 
 
-def generate(model, schedule: NoiseSchedule, labels: torch.Tensor, sampler: str, steps: int | None,
-             guidance: float, stages: int | list[Stage], seed: int, precision: str,
-             batch_size: int = 250) -> torch.Tensor:
+def generate(
+    model,
+    schedule: NoiseSchedule,
+    labels: torch.Tensor,
+    sampler: str,
+    steps: int | None,
+    guidance: float,
+    stages: int | list[Stage],
+    seed: int,
+    precision: str,
+    batch_size: int = 250,
+) -> torch.Tensor:
     """Images for the given labels in batches; image i uses seed + i. stages: a count (1 = plain
     sampling) for the default stage settings, or explicit ones."""
     plan = make_plan(model, schedule, sampler, steps, guidance, stages=stages)
     images = []
     for start in range(0, len(labels), batch_size):
-        batch = labels[start:start + batch_size]
+        batch = labels[start : start + batch_size]
         seeds = list(range(seed + start, seed + start + len(batch)))
         images.append(sample(model, schedule, batch, seeds, plan, precision).cpu())
     return torch.cat(images)
 
 
-def sample_quality(model, schedule: NoiseSchedule, classifier, test_features: torch.Tensor, n: int,
-                   sampler: str = "ddim", steps: int | None = 50, guidance: float = 2.0, stages: int | list[Stage] = 1,
-                   seed: int = 0, precision: str = "fp32") -> tuple[dict, torch.Tensor]:
+def sample_quality(
+    model,
+    schedule: NoiseSchedule,
+    classifier,
+    test_features: torch.Tensor,
+    n: int,
+    sampler: str = "ddim",
+    steps: int | None = 50,
+    guidance: float = 2.0,
+    stages: int | list[Stage] = 1,
+    seed: int = 0,
+    precision: str = "fp32",
+) -> tuple[dict, torch.Tensor]:
     """Generate n samples, balanced over the classes, and score them: (metrics, images)."""
     device = next(model.parameters()).device
     labels = torch.arange(n) % model.config.num_classes
@@ -71,15 +92,30 @@ def sample_quality(model, schedule: NoiseSchedule, classifier, test_features: to
     seconds = time.perf_counter() - start
     logits, features = classify(classifier, images, precision)
     sample_kid, sample_kid_std = kid(features, test_features)
-    return {"class_accuracy": class_accuracy(logits, labels), "kid": sample_kid, "kid_std": sample_kid_std,
-            "fd": frechet_distance(features, test_features), "seconds": seconds,
-            "images_per_s": n / seconds}, images
+    return {
+        "class_accuracy": class_accuracy(logits, labels),
+        "kid": sample_kid,
+        "kid_std": sample_kid_std,
+        "fd": frechet_distance(features, test_features),
+        "seconds": seconds,
+        "images_per_s": n / seconds,
+    }, images
 
 
-def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "ddim", steps: int | None = 50,
-             guidance: float = 2.0, n: int = 1000, stages: int = 1, seed: int = 0,
-             device: torch.device = torch.device("cpu"), ref: Reference | None = None,
-             with_fid: bool = False) -> dict:
+def evaluate(
+    checkpoint: Path,
+    classifier_dir: Path,
+    data: str,
+    sampler: str = "ddim",
+    steps: int | None = 50,
+    guidance: float = 2.0,
+    n: int = 1000,
+    stages: int = 1,
+    seed: int = 0,
+    device: torch.device = torch.device("cpu"),
+    ref: Reference | None = None,
+    with_fid: bool = False,
+) -> dict:
     if with_fid:
         fid_backend()  # fail before the long generation when FID cannot be computed
     precision = resolve_precision("auto", device)
@@ -87,19 +123,32 @@ def evaluate(checkpoint: Path, classifier_dir: Path, data: str, sampler: str = "
     classifier, classifier_meta = load_classifier(classifier_dir, device)
     ref = ref or reference(classifier, data, n, precision)
     schedule = NoiseSchedule(diffusion)
-    metrics, images = sample_quality(model, schedule, classifier, ref.test_features, n, sampler, steps, guidance,
-                                     stages, seed, precision)
+    metrics, images = sample_quality(
+        model, schedule, classifier, ref.test_features, n, sampler, steps, guidance, stages, seed, precision
+    )
     real_kid, _ = kid(ref.train_features, ref.test_features)
-    extra = {"fid": standard_fid(images, to_model_range(ref.test_images), device)} \
-        if with_fid else {}
+    extra = {"fid": standard_fid(images, to_model_range(ref.test_images), device)} if with_fid else {}
     nfe = stage_nfe(make_plan(model, schedule, sampler, steps, guidance, stages=stages).stages)
     return {
-        "checkpoint": str(checkpoint), "sampler": sampler, "steps": steps, "guidance": guidance, "stages": stages,
-        "n": n, "seed": seed, **metrics,
-        "real_vs_real": {"class_accuracy": ref.test_accuracy,
-                         "kid": real_kid, "fd": frechet_distance(ref.train_features, ref.test_features)},
-        "nfe": nfe, "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
-        "training_images_seen": images_seen_total(training), "data": dataset_label(data), "machine": machine(), **extra,
+        "checkpoint": str(checkpoint),
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance,
+        "stages": stages,
+        "n": n,
+        "seed": seed,
+        **metrics,
+        "real_vs_real": {
+            "class_accuracy": ref.test_accuracy,
+            "kid": real_kid,
+            "fd": frechet_distance(ref.train_features, ref.test_features),
+        },
+        "nfe": nfe,
+        "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
+        "training_images_seen": images_seen_total(training),
+        "data": dataset_label(data),
+        "machine": machine(),
+        **extra,
     }
 
 
@@ -113,10 +162,26 @@ class QualityJudge:
         test = load_dataset(data, "test")
         _, self.test_features = classify(self.classifier, to_model_range(test.images), self.precision)
 
-    def __call__(self, model, schedule: NoiseSchedule, n: int, sampler: str = "ddim", steps: int | None = 50,
-                 stages: int | list[Stage] = 1) -> dict:
-        metrics, _ = sample_quality(model, schedule, self.classifier, self.test_features, n, sampler, steps,
-                                    stages=stages, precision=self.precision)
+    def __call__(
+        self,
+        model,
+        schedule: NoiseSchedule,
+        n: int,
+        sampler: str = "ddim",
+        steps: int | None = 50,
+        stages: int | list[Stage] = 1,
+    ) -> dict:
+        metrics, _ = sample_quality(
+            model,
+            schedule,
+            self.classifier,
+            self.test_features,
+            n,
+            sampler,
+            steps,
+            stages=stages,
+            precision=self.precision,
+        )
         return metrics
 
 
@@ -139,9 +204,15 @@ ROW_HEADERS = ["configuration", "class acc.", "KID", "FD", "NFE", "images/s", "r
 
 def row(label: str, result: dict) -> list[str]:
     real = result["real_vs_real"]
-    return [label, f"{100 * result['class_accuracy']:.1f}%", f"{result['kid']:.4f} ± {result['kid_std']:.4f}",
-            f"{result['fd']:.2f}", "+".join(str(v) for v in result["nfe"].values()), f"{result['images_per_s']:.1f}",
-            f"{100 * real['class_accuracy']:.1f}% / {real['kid']:.4f} / {real['fd']:.2f}"]
+    return [
+        label,
+        f"{100 * result['class_accuracy']:.1f}%",
+        f"{result['kid']:.4f} ± {result['kid_std']:.4f}",
+        f"{result['fd']:.2f}",
+        "+".join(str(v) for v in result["nfe"].values()),
+        f"{result['images_per_s']:.1f}",
+        f"{100 * real['class_accuracy']:.1f}% / {real['kid']:.4f} / {real['fd']:.2f}",
+    ]
 
 
 def fid_backend() -> str:
@@ -152,8 +223,10 @@ def fid_backend() -> str:
             return package
         except ImportError:
             continue
-    raise ValueError("--metric fid is not available: it needs torch-fidelity or clean-fid "
-                     "(pip install torch-fidelity) and their Inception weights, which download on first use")
+    raise ValueError(
+        "--metric fid is not available: it needs torch-fidelity or clean-fid "
+        "(pip install torch-fidelity) and their Inception weights, which download on first use"
+    )
 
 
 def standard_fid(images: torch.Tensor, real_images: torch.Tensor, device: torch.device) -> float:
@@ -167,9 +240,12 @@ def standard_fid(images: torch.Tensor, real_images: torch.Tensor, device: torch.
                 save_png(picture, folder / f"{i:05d}.png")
         if backend == "torch_fidelity":
             import torch_fidelity
-            return torch_fidelity.calculate_metrics(input1=str(folders[0]), input2=str(folders[1]), fid=True,
-                                                    cuda=device.type == "cuda", verbose=False)["frechet_inception_distance"]
+
+            return torch_fidelity.calculate_metrics(
+                input1=str(folders[0]), input2=str(folders[1]), fid=True, cuda=device.type == "cuda", verbose=False
+            )["frechet_inception_distance"]
         from cleanfid import fid
+
         return fid.compute_fid(str(folders[0]), str(folders[1]), device=device)
 
 
@@ -183,12 +259,16 @@ SWEEP = [  # (label, checkpoint name, sampler, steps, guidance, stages, share of
     ("attention, DDIM-100", "cifar10-attn", "ddim", 100, 2.0, 1, 1 / 4),
     ("cascade 8->16->32, DDIM-50 scaled", "cifar10-cascade", "ddim", 50, 2.0, 3, 1 / 2),
 ]
-RECORDED = {"cifar10-base": ("ddim", 50, 2.0, 1), "cifar10-attn": ("ddim", 100, 2.0, 1),
-            "cifar10-cascade": ("ddim", 50, 2.0, 3)}  # the configuration each checkpoint's eval.json holds
+RECORDED = {
+    "cifar10-base": ("ddim", 50, 2.0, 1),
+    "cifar10-attn": ("ddim", 100, 2.0, 1),
+    "cifar10-cascade": ("ddim", 50, 2.0, 3),
+}  # the configuration each checkpoint's eval.json holds
 
 
-def sweep(checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Path,
-          device: torch.device = torch.device("cpu")) -> str:
+def sweep(
+    checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Path, device: torch.device = torch.device("cpu")
+) -> str:
     """The README's quality tables. Rows other than the headline DDIM-50, w=2 use a share of n samples
     (DDPM-500 a twentieth) to keep the sweep within half an hour on a 2-core CPU."""
     classifier, _ = load_classifier(classifier_dir, device)
@@ -199,15 +279,17 @@ def sweep(checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Pa
             rows.append([label + f" ({name}: no checkpoint)"] + [""] * (len(ROW_HEADERS) - 1))
             continue
         count = max(2, round(n * share))
-        result = evaluate(checkpoints / name, classifier_dir, data, sampler, steps, guidance, count, stages,
-                          device=device, ref=ref)
+        result = evaluate(
+            checkpoints / name, classifier_dir, data, sampler, steps, guidance, count, stages, device=device, ref=ref
+        )
         rows.append(row(f"{label} (n={count})", result))
         print(rows[-1], flush=True)
         if RECORDED.get(name) == (sampler, steps, guidance, stages):
             (checkpoints / name / EVAL_NAME).write_text(json.dumps(result, indent=2))
-    table = (f"Measured with `python -m fastdiff eval sweep --n {n} --data {data}` on {dataset_label(data)}, guidance w=2 unless "
-             f"stated, on: {machine()}. Real vs real: the evaluator's accuracy on the test split, and KID and FD of "
-             f"{n} training images against it.\n\n"
-             + markdown_table(ROW_HEADERS, rows) + "\n")
+    table = (
+        f"Measured with `python -m fastdiff eval sweep --n {n} --data {data}` on {dataset_label(data)}, "
+        f"guidance w=2 unless stated, on: {machine()}. Real vs real: the evaluator's accuracy on the test split, "
+        f"and KID and FD of {n} training images against it.\n\n" + markdown_table(ROW_HEADERS, rows) + "\n"
+    )
     (assets / "quality.md").write_text("# Sample quality\n\n" + table)
     return table

@@ -1,6 +1,7 @@
 """Sample-quality metrics on feature vectors: class accuracy, KID (Binkowski et al. 2018, unbiased
 MMD^2 with a cubic polynomial kernel, averaged over subsets) and the Frechet distance (the formula of
 FID, here in the features of the project's own classifier). float64 throughout."""
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,9 @@ def class_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-def kid(a: torch.Tensor, b: torch.Tensor, num_subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    a: torch.Tensor, b: torch.Tensor, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance between feature sets (N, D) and (M, D): mean and std over subsets."""
     a, b = a.double(), b.double()
     size = min(subset_size, len(a), len(b))
@@ -23,8 +25,11 @@ def kid(a: torch.Tensor, b: torch.Tensor, num_subsets: int = 100, subset_size: i
         y = b[torch.randperm(len(b), generator=generator)[:size]]
         k_xx, k_yy, k_xy = [(u @ v.T / dim + 1) ** 3 for u, v in ((x, x), (y, y), (x, y))]
         off_diagonal = size * (size - 1)
-        mmd = ((k_xx.sum() - k_xx.diagonal().sum()) / off_diagonal
-               + (k_yy.sum() - k_yy.diagonal().sum()) / off_diagonal - 2 * k_xy.mean())
+        mmd = (
+            (k_xx.sum() - k_xx.diagonal().sum()) / off_diagonal
+            + (k_yy.sum() - k_yy.diagonal().sum()) / off_diagonal
+            - 2 * k_xy.mean()
+        )
         estimates.append(mmd.item())
     values = torch.tensor(estimates)
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0

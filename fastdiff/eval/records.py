@@ -1,6 +1,7 @@
 """A checkpoint's eval.json: evaluate.py's flat record of one measured configuration (sampler, steps,
 guidance, stages and the numbers measured there), read back by the app and the benchmark tables, which
 label numbers measured at another configuration with that configuration."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,11 @@ def recorded_quality(record: dict | None, configuration: tuple[str, int, float, 
     `configuration` itself, else that configuration's label. None without a record in evaluate.py's format."""
     try:
         at = measured_at(record)
-        numbers = {"class_accuracy": float(record["class_accuracy"]), "kid": float(record["kid"]),
-                   "real_kid": (record.get("real_vs_real") or {}).get("kid")}
+        numbers = {
+            "class_accuracy": float(record["class_accuracy"]),
+            "kid": float(record["kid"]),
+            "real_kid": (record.get("real_vs_real") or {}).get("kid"),
+        }
     except (TypeError, KeyError, ValueError):
         return None
     return numbers, "" if at == configuration else configuration_label(*at)

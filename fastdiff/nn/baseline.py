@@ -2,6 +2,7 @@
 appendix B: ch=128, multipliers 1,2,2,2, two residual blocks per level, self-attention at 16x16,
 35.7M parameters), built from this project's blocks and made class-conditional the same way, so
 that benchmarks compare architectures rather than implementations. Used only for speed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,10 +15,10 @@ from .unet import ResBlock, SelfAttention, group_norm, sinusoidal_embedding
 
 @dataclass
 class BaselineConfig:
-    ch: int = 128                                  # channels at 32x32
-    ch_mult: tuple[int, ...] = (1, 2, 2, 2)        # per level: 32, 16, 8, 4
-    num_res_blocks: int = 2                        # residual blocks per encoder level
-    attention_resolution: int = 16                 # self-attention after the blocks at this size
+    ch: int = 128  # channels at 32x32
+    ch_mult: tuple[int, ...] = (1, 2, 2, 2)  # per level: 32, 16, 8, 4
+    num_res_blocks: int = 2  # residual blocks per encoder level
+    attention_resolution: int = 16  # self-attention after the blocks at this size
     image_channels: int = 3
     image_size: int = 32
     num_classes: int = 10
@@ -41,8 +42,9 @@ class BaselineUNet(nn.Module):
                 self.down.append(nn.Conv2d(channels, channels, 3, stride=2, padding=1))
                 skip_channels.append(channels)
                 size //= 2
-        self.mid = nn.ModuleList([ResBlock(channels, channels, emb_dim), SelfAttention(channels, 1),
-                                  ResBlock(channels, channels, emb_dim)])
+        self.mid = nn.ModuleList(
+            [ResBlock(channels, channels, emb_dim), SelfAttention(channels, 1), ResBlock(channels, channels, emb_dim)]
+        )
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.ch_mult))):
             for _ in range(config.num_res_blocks + 1):
@@ -52,7 +54,9 @@ class BaselineUNet(nn.Module):
                 self.up.append(nn.Upsample(scale_factor=2.0))
                 self.up.append(nn.Conv2d(channels, channels, 3, padding=1))
                 size *= 2
-        self.conv_out = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, config.image_channels, 3, padding=1))
+        self.conv_out = nn.Sequential(
+            group_norm(channels), nn.SiLU(), nn.Conv2d(channels, config.image_channels, 3, padding=1)
+        )
 
     @property
     def null_class(self) -> int:

@@ -10,6 +10,7 @@ extra input channels (improved-diffusion's SuperResModel, LowDiff section 3.4).
 The full-size path keeps the plain UNet's layers under their names; the added layers start at zero,
 so a plain checkpoint loads into a cascade (`--init`) and then computes exactly the plain model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,10 +35,12 @@ def upsample_condition(images: torch.Tensor, size: int) -> torch.Tensor:
 class CascadeUNet(UNet):
     def __init__(self, config: ModelConfig, cascade: CascadeConfig):
         super().__init__(config)
-        sizes = [config.image_size // 2 ** depth for depth in range(3)]  # the U-Net's three levels
+        sizes = [config.image_size // 2**depth for depth in range(3)]  # the U-Net's three levels
         if cascade.resolutions[-1] != config.image_size or not set(cascade.resolutions) <= set(sizes):
-            raise ValueError(f"cascade resolutions {cascade.resolutions} must end at {config.image_size} "
-                             f"and be taken from {sorted(sizes)}")
+            raise ValueError(
+                f"cascade resolutions {cascade.resolutions} must end at {config.image_size} "
+                f"and be taken from {sorted(sizes)}"
+            )
         self.cascade = cascade
         n, C = config.n_feat, config.image_channels
         self.depths = {size: sizes.index(size) for size in cascade.resolutions}
@@ -46,12 +49,12 @@ class CascadeUNet(UNet):
         # 32x32 and 16x16 levels, 2 * n out of the bottleneck (see UNet.body).
         lower = cascade.resolutions[:-1]
         self.inputs = nn.ModuleDict({str(r): nn.Conv2d(C, n, 3, padding=1) for r in lower})
-        self.outputs = nn.ModuleDict({str(r): self._output_conv(n if self.depths[r] < 2 else 2 * n)
-                                      for r in lower})
+        self.outputs = nn.ModuleDict({str(r): self._output_conv(n if self.depths[r] < 2 else 2 * n) for r in lower})
         # The convolution over [x_t, condition] is split in two: conv_in (or inputs[r]) on x_t, and a
         # bias-free one on the condition, so a dropped (zero) condition is the same as no condition.
-        self.conditions = nn.ModuleDict({str(r): nn.Conv2d(C, n, 3, padding=1, bias=False)
-                                         for r in cascade.resolutions[1:]})
+        self.conditions = nn.ModuleDict(
+            {str(r): nn.Conv2d(C, n, 3, padding=1, bias=False) for r in cascade.resolutions[1:]}
+        )
         for layer in [self.resolution_embedding, *self.conditions.values()]:
             nn.init.zeros_(layer.weight)
 
@@ -60,8 +63,13 @@ class CascadeUNet(UNet):
         nn.init.zeros_(conv.weight)
         return nn.Sequential(group_norm(channels), nn.SiLU(), conv)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None,
-                condition: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x_t: (B, C, r, r) at one of the cascade's resolutions r; condition: (B, C, r, r), the
         upsampled partially noised lower-resolution image, or None (the lowest resolution, or a
         dropped condition). Only the blocks of resolution r run. Returns eps, (B, C, r, r)."""

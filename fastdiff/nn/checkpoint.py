@@ -2,6 +2,7 @@
 diffusion config, class names, training metadata), the diffusers layout. Resume state for training
 is one separate safetensors file. Every file is written to a temporary name and renamed into place,
 so a kill at any moment leaves the previous version intact."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .cascade import build_model
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, from_dict, to_dict
+from .cascade import build_model
 from .unet import UNet
 
 WEIGHTS_NAME = "model.safetensors"
@@ -58,17 +59,21 @@ def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[s
     return tensors, metadata
 
 
-def save_model(folder: Path, state_dict: dict[str, torch.Tensor], model_config: ModelConfig,
-               diffusion_config: DiffusionConfig, training: dict | None = None,
-               dtype: torch.dtype = torch.float16, cascade_config: CascadeConfig | None = None) -> None:
+def save_model(
+    folder: Path,
+    state_dict: dict[str, torch.Tensor],
+    model_config: ModelConfig,
+    diffusion_config: DiffusionConfig,
+    training: dict | None = None,
+    dtype: torch.dtype = torch.float16,
+    cascade_config: CascadeConfig | None = None,
+) -> None:
     """Write the shippable checkpoint: weights (fp16 by default) + config.json, which has a "cascade"
     entry only for a LowDiff cascade."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(folder / WEIGHTS_NAME, {k: v.to(dtype) if v.is_floating_point() else v
-                                         for k, v in state_dict.items()})
-    config = {"model": to_dict(model_config), "diffusion": to_dict(diffusion_config),
-              "training": training or {}}
+    save_tensors(folder / WEIGHTS_NAME, {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()})
+    config = {"model": to_dict(model_config), "diffusion": to_dict(diffusion_config), "training": training or {}}
     if cascade_config is not None:
         config["cascade"] = to_dict(cascade_config)
     atomic_write(folder / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
@@ -89,8 +94,12 @@ def read_full_config(folder: Path) -> tuple[ModelConfig, DiffusionConfig, dict, 
     try:
         config = json.loads(path.read_text())
         cascade = from_dict(CascadeConfig, config["cascade"]) if "cascade" in config else None
-        return (from_dict(ModelConfig, config["model"]), from_dict(DiffusionConfig, config["diffusion"]),
-                config.get("training", {}), cascade)
+        return (
+            from_dict(ModelConfig, config["model"]),
+            from_dict(DiffusionConfig, config["diffusion"]),
+            config.get("training", {}),
+            cascade,
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: not a valid FastDiff config: {e}") from e
 
@@ -100,14 +109,18 @@ def load_state_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = [f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
-                   for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    wrong_shape = [
+        f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
     if missing or unexpected or wrong_shape:
-        problems = [f"missing {missing[:3]}" if missing else "",
-                    f"unexpected {unexpected[:3]}" if unexpected else "",
-                    f"wrong shape {wrong_shape[:3]}" if wrong_shape else ""]
-        raise CheckpointError(f"{path}: weights do not match the config: "
-                              + "; ".join(p for p in problems if p))
+        problems = [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {unexpected[:3]}" if unexpected else "",
+            f"wrong shape {wrong_shape[:3]}" if wrong_shape else "",
+        ]
+        raise CheckpointError(f"{path}: weights do not match the config: " + "; ".join(p for p in problems if p))
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()})
 
 

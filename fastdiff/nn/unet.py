@@ -6,6 +6,7 @@ skips, an output convolution. Sinusoidal time embedding through an MLP, added in
 block together with a learned class embedding. Optional 4-head self-attention at the bottleneck,
 on the full 2 * n_feat channels (no 1x1 compression). Knows nothing of noise schedules.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,7 @@ class ResBlock(nn.Module):
         self.norm2 = group_norm(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
-        self.skip = (nn.Identity() if in_channels == out_channels
-                     else nn.Conv2d(in_channels, out_channels, 1))
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -91,18 +91,17 @@ class UNet(nn.Module):
         emb_dim = 4 * n
         self.time_mlp = nn.Sequential(nn.Linear(n, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # Index num_classes is the null class of classifier-free guidance.
-        self.class_embedding = (nn.Embedding(config.num_classes + 1, emb_dim)
-                                if config.num_classes else None)
+        self.class_embedding = nn.Embedding(config.num_classes + 1, emb_dim) if config.num_classes else None
         self.conv_in = nn.Conv2d(C, n, 3, padding=1)
-        self.enc1 = ResBlock(n, n, emb_dim)                       # 32x32
-        self.down1 = nn.Conv2d(n, n, 3, stride=2, padding=1)      # 32 -> 16
-        self.enc2 = ResBlock(n, n, emb_dim)                       # 16x16
-        self.down2 = nn.Conv2d(n, n, 3, stride=2, padding=1)      # 16 -> 8
-        self.enc3 = ResBlock(n, 2 * n, emb_dim)                   # 8x8 bottleneck
+        self.enc1 = ResBlock(n, n, emb_dim)  # 32x32
+        self.down1 = nn.Conv2d(n, n, 3, stride=2, padding=1)  # 32 -> 16
+        self.enc2 = ResBlock(n, n, emb_dim)  # 16x16
+        self.down2 = nn.Conv2d(n, n, 3, stride=2, padding=1)  # 16 -> 8
+        self.enc3 = ResBlock(n, 2 * n, emb_dim)  # 8x8 bottleneck
         self.mid = ResBlock(2 * n, 2 * n, emb_dim)
         self.attention = SelfAttention(2 * n, config.attention_heads) if config.attention else None
-        self.dec2 = ResBlock(2 * n + n, n, emb_dim)               # 16x16, after concatenating enc2
-        self.dec1 = ResBlock(n + n, n, emb_dim)                   # 32x32, after concatenating enc1
+        self.dec2 = ResBlock(2 * n + n, n, emb_dim)  # 16x16, after concatenating enc2
+        self.dec1 = ResBlock(n + n, n, emb_dim)  # 32x32, after concatenating enc1
         self.conv_out = nn.Sequential(group_norm(n), nn.SiLU(), nn.Conv2d(n, C, 3, padding=1))
         nn.init.zeros_(self.conv_out[-1].weight)
 
@@ -118,8 +117,7 @@ class UNet(nn.Module):
             emb = emb + self.class_embedding(class_labels)
         return emb
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor,
-                class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """x_t: (B, C, H, W) noisy images; t: (B,) timesteps; class_labels: (B,) or None -> eps."""
         emb = self.embed(t, class_labels)
         return self.conv_out(self.body(self.conv_in(x_t), emb))

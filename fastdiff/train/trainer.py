@@ -5,6 +5,7 @@ Randomness is a pure function of (seed, epoch) for the data order and (seed, ran
 timesteps and label dropout, so a resumed run repeats an uninterrupted one exactly. Runs the same
 under `torchrun` with DistributedDataParallel; only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,23 +13,23 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..nn import checkpoint as ckpt
-from ..nn.cascade import build_model
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import ImageDataset
 from ..device import autocast, peak_resident_mb, resolve_precision, setup_backends
-from ..images import grid, save_animation, save_png
 from ..diffusion.losses import cascade_loss, diffusion_loss
 from ..diffusion.sampling import is_frame, make_plan, sample_steps
 from ..diffusion.schedule import NoiseSchedule
+from ..images import grid, save_animation, save_png
+from ..nn import checkpoint as ckpt
+from ..nn.cascade import build_model
 from ..nn.unet import UNet
 
 STATE_NAME = "training_state.safetensors"
@@ -37,7 +38,7 @@ LOG_NAME = "log.jsonl"
 
 @dataclass
 class TrainEvent:
-    kind: str          # "step", "epoch", "preview", "checkpoint", "warning", "done"
+    kind: str  # "step", "epoch", "preview", "checkpoint", "warning", "done"
     epoch: int
     step: int
     data: dict = field(default_factory=dict)
@@ -70,17 +71,26 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return peak_resident_mb()
 
 
 class Trainer:
-    def __init__(self, dataset: ImageDataset, out_dir: Path, train_config: TrainConfig = TrainConfig(),
-                 model_config: ModelConfig | None = None, diffusion_config: DiffusionConfig = DiffusionConfig(),
-                 device: torch.device = torch.device("cpu"), init: Path | None = None, resume: bool = False,
-                 on_event: Callable[[TrainEvent], None] | None = None, cascade_config: CascadeConfig | None = None,
-                 model: torch.nn.Module | None = None,
-                 quality_probe: Callable[[torch.nn.Module, NoiseSchedule], dict] | None = None):
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        out_dir: Path,
+        train_config: TrainConfig = TrainConfig(),
+        model_config: ModelConfig | None = None,
+        diffusion_config: DiffusionConfig = DiffusionConfig(),
+        device: torch.device = torch.device("cpu"),
+        init: Path | None = None,
+        resume: bool = False,
+        on_event: Callable[[TrainEvent], None] | None = None,
+        cascade_config: CascadeConfig | None = None,
+        model: torch.nn.Module | None = None,
+        quality_probe: Callable[[torch.nn.Module, NoiseSchedule], dict] | None = None,
+    ):
         """model_config: width, attention and image size; channels and classes come from the dataset.
         cascade_config: train a LowDiff cascade (cascade.py) with cascade_loss instead of a plain UNet.
         model: a prebuilt network to train instead (the benchmarks' baseline U-Net).
@@ -93,17 +103,22 @@ class Trainer:
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         if train_config.batch_size % self.world_size:
-            raise ValueError(f"batch size {train_config.batch_size} is not divisible by "
-                             f"{self.world_size} processes")
+            raise ValueError(f"batch size {train_config.batch_size} is not divisible by {self.world_size} processes")
         if train_config.batch_size > len(dataset):
-            raise ValueError(f"batch size {train_config.batch_size} is larger than the dataset "
-                             f"({len(dataset)} images)")
+            raise ValueError(f"batch size {train_config.batch_size} is larger than the dataset ({len(dataset)} images)")
         self.precision = resolve_precision(train_config.precision, device)
         setup_backends(device)
         base = model_config or ModelConfig()
-        self.model_config = from_dict(ModelConfig, {
-            **to_dict(base), "image_channels": dataset.images.shape[1], "image_size": dataset.images.shape[2],
-            "num_classes": len(dataset.class_names), "class_names": dataset.class_names})
+        self.model_config = from_dict(
+            ModelConfig,
+            {
+                **to_dict(base),
+                "image_channels": dataset.images.shape[1],
+                "image_size": dataset.images.shape[2],
+                "num_classes": len(dataset.class_names),
+                "class_names": dataset.class_names,
+            },
+        )
         self.diffusion_config, self.cascade_config = diffusion_config, cascade_config
         self.loss = diffusion_loss if cascade_config is None else cascade_loss
         self.schedule = NoiseSchedule(diffusion_config, device)
@@ -123,8 +138,7 @@ class Trainer:
         self.losses: list[float] = []  # mean loss per epoch (and of the part epoch, on a stop)
         if resume:
             self._load_state()
-        self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
-                          else self.model)
+        self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1 else self.model
 
     def _warm_start(self, init: Path) -> None:
         """Start from a checkpoint's weights. A smaller model warm-starts a larger one: a plain
@@ -135,8 +149,9 @@ class Trainer:
         adds_attention = self.model_config.attention and not init_model.config.attention
         config = from_dict(ModelConfig, {**to_dict(init_model.config), "attention": self.model_config.attention})
         if config != self.model_config or init_cascade not in (None, self.cascade_config):
-            raise ValueError(f"{init}: its model config does not match this run's "
-                             f"({init_model.config} vs {self.model_config})")
+            raise ValueError(
+                f"{init}: its model config does not match this run's ({init_model.config} vs {self.model_config})"
+            )
         if init_model.config.attention and not self.model_config.attention:
             raise ValueError(f"{init}: has attention layers; train with --attention to start from it")
         strict = init_cascade == self.cascade_config and not adds_attention
@@ -150,8 +165,10 @@ class Trainer:
             raise ValueError("freezing the base keeps its weights fixed, so it needs a warm start (--init)")
         plain = UNet(from_dict(ModelConfig, {**to_dict(self.model_config), "attention": False})).state_dict()
         if all(name in plain for name, _ in self.model.named_parameters()):
-            raise ValueError("freezing the base leaves nothing to train: only a cascade (--cascade) or the "
-                             "attention variant (--attention) adds layers to the plain U-Net")
+            raise ValueError(
+                "freezing the base leaves nothing to train: only a cascade (--cascade) or the "
+                "attention variant (--attention) adds layers to the plain U-Net"
+            )
         for name, parameter in self.model.named_parameters():
             parameter.requires_grad_(name not in plain)
 
@@ -165,17 +182,28 @@ class Trainer:
         tensors |= {f"ema.{k}": v for k, v in self.ema.shadow.items()}
         optimizer_state = self.optimizer.state_dict()
         for index, state in optimizer_state["state"].items():
-            tensors |= {f"optim.{index}.{k}": v if torch.is_tensor(v) else torch.tensor(v)
-                        for k, v in state.items()}
-        meta = {"step": self.step, "losses": self.losses, "scaler": self.scaler.state_dict(),
-                "param_groups": optimizer_state["param_groups"], "train": to_dict(self.config),
-                "model": to_dict(self.model_config), "diffusion": to_dict(self.diffusion_config),
-                "warm_start": self.warm_start}
+            tensors |= {f"optim.{index}.{k}": v if torch.is_tensor(v) else torch.tensor(v) for k, v in state.items()}
+        meta = {
+            "step": self.step,
+            "losses": self.losses,
+            "scaler": self.scaler.state_dict(),
+            "param_groups": optimizer_state["param_groups"],
+            "train": to_dict(self.config),
+            "model": to_dict(self.model_config),
+            "diffusion": to_dict(self.diffusion_config),
+            "warm_start": self.warm_start,
+        }
         if self.cascade_config is not None:
             meta["cascade"] = to_dict(self.cascade_config)
         ckpt.save_tensors(self.out_dir / STATE_NAME, tensors, meta)
-        ckpt.save_model(self.out_dir, self.ema.shadow, self.model_config, self.diffusion_config,
-                        self.metadata(), cascade_config=self.cascade_config)
+        ckpt.save_model(
+            self.out_dir,
+            self.ema.shadow,
+            self.model_config,
+            self.diffusion_config,
+            self.metadata(),
+            cascade_config=self.cascade_config,
+        )
         self.on_event(TrainEvent("checkpoint", self.epoch, self.step, {"path": str(self.out_dir)}))
 
     def _load_state(self) -> None:
@@ -199,10 +227,16 @@ class Trainer:
         self.warm_start = meta.get("warm_start", self.warm_start)
 
     def metadata(self) -> dict:
-        return {"epochs": self.step / self.steps_per_epoch, "steps": self.step, "world_size": self.world_size,
-                "images_seen": self.step * self.config.batch_size, "precision": self.precision,
-                "device": self.device.type, "config": to_dict(self.config),
-                **({"warm_start": self.warm_start} if self.warm_start else {})}
+        return {
+            "epochs": self.step / self.steps_per_epoch,
+            "steps": self.step,
+            "world_size": self.world_size,
+            "images_seen": self.step * self.config.batch_size,
+            "precision": self.precision,
+            "device": self.device.type,
+            "config": to_dict(self.config),
+            **({"warm_start": self.warm_start} if self.warm_start else {}),
+        }
 
     @property
     def epoch(self) -> int:
@@ -219,10 +253,16 @@ class Trainer:
         lr = learning_rate(self.config, self.step, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        generator = torch.Generator().manual_seed(self.config.seed * 2 ** 40 + self.rank * 2 ** 32 + self.step)
+        generator = torch.Generator().manual_seed(self.config.seed * 2**40 + self.rank * 2**32 + self.step)
         with autocast(self.device, self.precision):
-            loss = self.loss(self.ddp_model, self.schedule, x0.to(self.device), labels.to(self.device),
-                             generator, self.config.label_dropout)
+            loss = self.loss(
+                self.ddp_model,
+                self.schedule,
+                x0.to(self.device),
+                labels.to(self.device),
+                generator,
+                self.config.label_dropout,
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         finite = torch.isfinite(loss.detach()).float()
@@ -244,7 +284,7 @@ class Trainer:
         bad_steps = 0
         while self.step < self.total_steps and not self.stop_requested:
             epoch, skip = divmod(self.step, self.steps_per_epoch)
-            data_order = torch.Generator().manual_seed(self.config.seed * 2 ** 32 + epoch)
+            data_order = torch.Generator().manual_seed(self.config.seed * 2**32 + epoch)
             batches = self.dataset.batches(self.config.batch_size, data_order, self.rank, self.world_size)
             losses, start = [], time.perf_counter()
             for i, (x0, labels) in enumerate(batches):
@@ -253,18 +293,31 @@ class Trainer:
                 loss = self.train_step(x0, labels)
                 if loss is None:
                     bad_steps += 1
-                    self.on_event(TrainEvent("warning", epoch, self.step,
-                                             {"message": f"non-finite loss at step {self.step}: step skipped"}))
+                    self.on_event(
+                        TrainEvent(
+                            "warning",
+                            epoch,
+                            self.step,
+                            {"message": f"non-finite loss at step {self.step}: step skipped"},
+                        )
+                    )
                     if bad_steps >= self.config.max_bad_steps:
                         self._save_state()
-                        raise FloatingPointError(f"{bad_steps} non-finite losses in a row at step "
-                                                 f"{self.step}: stopping (try --precision fp32 or a lower lr)")
+                        raise FloatingPointError(
+                            f"{bad_steps} non-finite losses in a row at step "
+                            f"{self.step}: stopping (try --precision fp32 or a lower lr)"
+                        )
                     continue
                 bad_steps = 0
                 losses.append(loss)
-                self.on_event(TrainEvent("step", epoch, self.step, {
-                    "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                    "total_steps": self.total_steps}))
+                self.on_event(
+                    TrainEvent(
+                        "step",
+                        epoch,
+                        self.step,
+                        {"loss": loss, "lr": self.optimizer.param_groups[0]["lr"], "total_steps": self.total_steps},
+                    )
+                )
                 if self.stop_requested or self.step % self.steps_per_epoch == 0:
                     break
             self._end_epoch(epoch, losses, time.perf_counter() - start)
@@ -275,10 +328,15 @@ class Trainer:
         self._save_state()
         if losses:
             self.losses.append(sum(losses) / len(losses))
-            record = {"epoch": epoch + 1, "step": self.step, "loss": self.losses[-1],
-                      "lr": self.optimizer.param_groups[0]["lr"],
-                      "images_per_sec": len(losses) * self.config.batch_size / seconds,
-                      "peak_memory_mb": peak_memory_mb(self.device), "seconds": seconds}
+            record = {
+                "epoch": epoch + 1,
+                "step": self.step,
+                "loss": self.losses[-1],
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "images_per_sec": len(losses) * self.config.batch_size / seconds,
+                "peak_memory_mb": peak_memory_mb(self.device),
+                "seconds": seconds,
+            }
             if self.quality_probe and self._due(self.config.eval_every):
                 record |= self.quality_probe(self.ema_model(), self.schedule)
             if self.rank == 0:
@@ -292,8 +350,12 @@ class Trainer:
         """Whether an every-N-epochs task (preview, quality probe) runs now: on rank 0, at the end of
         every N-th epoch and of the last one."""
         finished_epoch = self.step % self.steps_per_epoch == 0
-        return (self.rank == 0 and finished_epoch and every > 0
-                and (self.epoch % every == 0 or self.step == self.total_steps))
+        return (
+            self.rank == 0
+            and finished_epoch
+            and every > 0
+            and (self.epoch % every == 0 or self.step == self.total_steps)
+        )
 
     # -- outputs -------------------------------------------------------------------------------------
 
@@ -312,9 +374,11 @@ class Trainer:
         model = self.ema_model()
         stages = len(self.cascade_config.resolutions) if self.cascade_config else 1
         plan = make_plan(model, self.schedule, "ddim", 50, stages=stages)
-        frames = [F.interpolate(step.x0, size=(size, size))
-                  for step in sample_steps(model, self.schedule, labels, seeds, plan, self.precision)
-                  if is_frame(step, num_frames)]
+        frames = [
+            F.interpolate(step.x0, size=(size, size))
+            for step in sample_steps(model, self.schedule, labels, seeds, plan, self.precision)
+            if is_frame(step, num_frames)
+        ]
         columns = torch.stack(frames, dim=1).flatten(0, 1)  # row per class, column per moment
         base = self.out_dir / "previews" / f"epoch-{self.epoch:03d}"
         save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))
@@ -326,6 +390,7 @@ def plot_run(run_dir: Path) -> Path:
     """The loss and learning-rate curves (the paper's Figure 2) from a run's log.jsonl, as loss.png,
     and beside them the quality probe's KID and class accuracy when the run measured them."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -1,0 +1,1 @@
+"""Speed measurements anyone can re-run (`fastdiff bench`), written as tables to assets/."""

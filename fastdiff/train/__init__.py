@@ -1,0 +1,1 @@
+"""Training: the paper's recipe, EMA, checkpoints, exact resume, previews, loss plots."""
