@@ -70,7 +70,8 @@ def test_evaluate_reports_every_metric(tiny_checkpoint, classifier_dir, class_zi
     result = evaluate(tiny_checkpoint, classifier_dir, str(class_zip), "ddim", 3, 2.0, n=20)
     assert 0 <= result["class_accuracy"] <= 1
     assert math.isfinite(result["kid"]) and result["fd"] >= 0
-    assert set(result["real_vs_real"]) == {"class_accuracy", "kid", "fd"}
+    assert set(result["real_vs_real"]) == {"class_accuracy", "kid", "fd", "texture_share"}
+    assert 0 <= result["texture_share"] <= 1 and result["real_vs_real"]["texture_share"] == pytest.approx(0.01)
     # the real images' accuracy is on the held-out test split, where the classifier was measured too
     assert result["real_vs_real"]["class_accuracy"] == pytest.approx(result["classifier_test_accuracy"], abs=0.05)
     assert (

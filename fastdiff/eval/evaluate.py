@@ -24,7 +24,7 @@ from ..nn.checkpoint import images_seen_total, load_model
 from ..report import machine, markdown_table
 from .classifier import classify, load_classifier
 from .cost import stage_nfe
-from .metrics import class_accuracy, frechet_distance, kid
+from .metrics import TEXTURE_QUANTILE, class_accuracy, frechet_distance, kid, texture_share, texture_threshold
 from .records import EVAL_NAME
 
 
@@ -37,6 +37,7 @@ class Reference:
     test_features: torch.Tensor
     test_accuracy: float
     train_features: torch.Tensor
+    texture_threshold: float  # high-frequency energy above which a sample counts as a noise texture
 
 
 def reference(classifier, data: str, n: int, precision: str) -> Reference:
@@ -45,7 +46,13 @@ def reference(classifier, data: str, n: int, precision: str) -> Reference:
     subset = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
     test_logits, test_features = classify(classifier, to_model_range(test.images), precision)
     _, train_features = classify(classifier, to_model_range(train.images[subset]), precision)
-    return Reference(test.images, test_features, class_accuracy(test_logits, test.labels), train_features)
+    return Reference(
+        test.images,
+        test_features,
+        class_accuracy(test_logits, test.labels),
+        train_features,
+        texture_threshold(to_model_range(test.images)),
+    )
 
 
 def generate(
@@ -76,6 +83,7 @@ def sample_quality(
     schedule: NoiseSchedule,
     classifier,
     test_features: torch.Tensor,
+    threshold: float,
     n: int,
     sampler: str = "ddim",
     steps: int | None = 50,
@@ -84,7 +92,8 @@ def sample_quality(
     seed: int = 0,
     precision: str = "fp32",
 ) -> tuple[dict, torch.Tensor]:
-    """Generate n samples, balanced over the classes, and score them: (metrics, images)."""
+    """Generate n samples, balanced over the classes, and score them against the test split's features and
+    noise-texture threshold: (metrics, images)."""
     device = next(model.parameters()).device
     labels = torch.arange(n) % model.config.num_classes
     start = time.perf_counter()
@@ -97,6 +106,7 @@ def sample_quality(
         "kid": sample_kid,
         "kid_std": sample_kid_std,
         "fd": frechet_distance(features, test_features),
+        "texture_share": texture_share(images, threshold),
         "seconds": seconds,
         "images_per_s": n / seconds,
     }, images
@@ -124,7 +134,18 @@ def evaluate(
     ref = ref or reference(classifier, data, n, precision)
     schedule = NoiseSchedule(diffusion)
     metrics, images = sample_quality(
-        model, schedule, classifier, ref.test_features, n, sampler, steps, guidance, stages, seed, precision
+        model,
+        schedule,
+        classifier,
+        ref.test_features,
+        ref.texture_threshold,
+        n,
+        sampler,
+        steps,
+        guidance,
+        stages,
+        seed,
+        precision,
     )
     real_kid, _ = kid(ref.train_features, ref.test_features)
     extra = {"fid": standard_fid(images, to_model_range(ref.test_images), device)} if with_fid else {}
@@ -142,7 +163,9 @@ def evaluate(
             "class_accuracy": ref.test_accuracy,
             "kid": real_kid,
             "fd": frechet_distance(ref.train_features, ref.test_features),
+            "texture_share": 1 - TEXTURE_QUANTILE,
         },
+        "texture_threshold": ref.texture_threshold,
         "nfe": nfe,
         "classifier_test_accuracy": classifier_meta.get("test_accuracy"),
         "training_images_seen": images_seen_total(training),
@@ -153,14 +176,16 @@ def evaluate(
 
 
 class QualityJudge:
-    """The evaluator and the test split's features, loaded once, for scoring many sample sets: class
-    accuracy, KID and FD of n guided samples of a model (sample_quality)."""
+    """The evaluator and the test split's features and noise-texture threshold, loaded once, for scoring
+    many sample sets: class accuracy, KID, FD and noise-texture share of n guided samples of a model
+    (sample_quality)."""
 
     def __init__(self, classifier_dir: Path, data: str, device: torch.device):
         self.precision = resolve_precision("auto", device)
         self.classifier, _ = load_classifier(classifier_dir, device)
         test = load_dataset(data, "test")
         _, self.test_features = classify(self.classifier, to_model_range(test.images), self.precision)
+        self.texture_threshold = texture_threshold(to_model_range(test.images))
 
     def __call__(
         self,
@@ -176,6 +201,7 @@ class QualityJudge:
             schedule,
             self.classifier,
             self.test_features,
+            self.texture_threshold,
             n,
             sampler,
             steps,
@@ -186,8 +212,8 @@ class QualityJudge:
 
 
 class QualityProbe:
-    """Class accuracy and KID of a model in training (`train --eval-every`): n guided DDIM-50 samples
-    (w = 2, every cascade stage) against the test split, the curve of quality over training."""
+    """Class accuracy, KID and noise-texture share of a model in training (`train --eval-every`): n guided
+    DDIM-50 samples (w = 2, every cascade stage) against the test split, the curve of quality over training."""
 
     def __init__(self, classifier_dir: Path, data: str, n: int, device: torch.device):
         if n < 2:
@@ -196,10 +222,19 @@ class QualityProbe:
 
     def __call__(self, model, schedule: NoiseSchedule) -> dict:
         metrics = self.judge(model, schedule, self.n, stages=len(resolutions_of(model)))
-        return {"class_accuracy": metrics["class_accuracy"], "kid": metrics["kid"], "eval_n": self.n}
+        return {key: metrics[key] for key in ("class_accuracy", "kid", "texture_share")} | {"eval_n": self.n}
 
 
-ROW_HEADERS = ["configuration", "class acc.", "KID", "FD", "NFE", "images/s", "real vs real (acc. / KID / FD)"]
+ROW_HEADERS = [
+    "configuration",
+    "class acc.",
+    "KID",
+    "FD",
+    "noise textures",
+    "NFE",
+    "images/s",
+    "real vs real (acc. / KID / FD / textures)",
+]
 
 
 def row(label: str, result: dict) -> list[str]:
@@ -209,9 +244,11 @@ def row(label: str, result: dict) -> list[str]:
         f"{100 * result['class_accuracy']:.1f}%",
         f"{result['kid']:.4f} ± {result['kid_std']:.4f}",
         f"{result['fd']:.2f}",
+        f"{100 * result['texture_share']:.1f}%",
         "+".join(str(v) for v in result["nfe"].values()),
         f"{result['images_per_s']:.1f}",
-        f"{100 * real['class_accuracy']:.1f}% / {real['kid']:.4f} / {real['fd']:.2f}",
+        f"{100 * real['class_accuracy']:.1f}% / {real['kid']:.4f} / {real['fd']:.2f} / "
+        f"{100 * real['texture_share']:.0f}%",
     ]
 
 
@@ -289,7 +326,9 @@ def sweep(
     table = (
         f"Measured with `python -m fastdiff eval sweep --n {n} --data {data}` on {dataset_label(data)}, "
         f"guidance w=2 unless stated, on: {machine()}. Real vs real: the evaluator's accuracy on the test split, "
-        f"and KID and FD of {n} training images against it.\n\n" + markdown_table(ROW_HEADERS, rows) + "\n"
+        f"and KID and FD of {n} training images against it. Noise textures: the share of samples whose mean "
+        f"absolute vertical pixel difference exceeds the test split's {100 * TEXTURE_QUANTILE:.0f}th percentile "
+        f"(so {100 - 100 * TEXTURE_QUANTILE:.0f}% of real images).\n\n" + markdown_table(ROW_HEADERS, rows) + "\n"
     )
     (assets / "quality.md").write_text("# Sample quality\n\n" + table)
     return table

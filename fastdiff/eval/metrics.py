@@ -6,6 +6,26 @@ from __future__ import annotations
 
 import torch
 
+TEXTURE_QUANTILE = 0.99  # a sample is a noise texture above this quantile of real images' high-frequency energy
+
+
+def high_frequency_energy(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between vertically adjacent pixels of (B, C, H, W) images in [-1, 1]:
+    (B,). The failure mode it catches is a saturated, high-frequency noise texture instead of a picture."""
+    images = images.float()
+    return (images[:, :, 1:] - images[:, :, :-1]).abs().mean(dim=(1, 2, 3))
+
+
+def texture_threshold(real_images: torch.Tensor) -> float:
+    """The TEXTURE_QUANTILE of real images' high-frequency energy: by construction, 1% of real images
+    lie above it."""
+    return torch.quantile(high_frequency_energy(real_images).double(), TEXTURE_QUANTILE).item()
+
+
+def texture_share(images: torch.Tensor, threshold: float) -> float:
+    """Share of images whose high-frequency energy exceeds the real images' threshold."""
+    return (high_frequency_energy(images) > threshold).float().mean().item()
+
 
 def class_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item()
