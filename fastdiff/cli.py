@@ -370,7 +370,7 @@ def build_parser() -> Parser:
         nargs="?",
         default="run",
         choices=("run", "train-classifier", "sweep"),
-        help="run (default): evaluate one configuration; train-classifier; sweep: the README tables",
+        help="run (default): evaluate one configuration; train-classifier; sweep: the quality tables",
     )
     evaluation.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
     evaluation.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"))

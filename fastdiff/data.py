@@ -73,8 +73,7 @@ class ImageDataset:
         per_process = batch_size // world_size
         for start in range(0, len(order) - batch_size + 1, batch_size):  # drop the ragged last batch
             index = order[start : start + batch_size][rank::world_size][:per_process]
-            # Contiguous NCHW: decoded images are often channels-last views, and such a batch makes
-            # bf16 training on CPU ~25% slower than the same network on an NCHW batch.
+            # Contiguous NCHW: decoded images are often channels-last views, which slow bf16 training on CPU.
             x = to_model_range(self.images[index].contiguous())
             if self.flip:
                 flip = torch.rand(batch_size, generator=generator)[rank::world_size][:per_process] < 0.5

@@ -57,7 +57,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             availability = gr.Markdown(backend.store.availability())
         with gr.Column(scale=2):
             status = gr.Markdown("Press Generate.", elem_id="status")
-            # BMP: ~1.5 ms a frame to write, where PNG takes ~10 ms (noise does not compress)
+            # BMP: frames of noise do not compress, so PNG would spend its encoding time for nothing
             live = gr.Image(
                 label="x_t (left) and predicted clean image (right)",
                 format="bmp",

@@ -2,7 +2,7 @@
 against 2- and 3-stage LowDiff cascades, speed and quality in one run, written to assets/cascade.md.
 
 Speed: seconds per guided batch of 64 images, the fastest of TIMING_ROUNDS rounds in which the
-configurations take turns (the speed of a shared machine drifts by ~20% over minutes), images/s, NFE
+configurations take turns (the speed of a shared machine drifts over minutes), images/s, NFE
 per resolution, the effective NFE of appendix B (step latencies measured at that batch) and the peak
 memory of each configuration in a fresh process. Quality: class accuracy and KID of n samples with
 the project's evaluator. With --sweep, first appendix C's sweep of the first stage's truncation

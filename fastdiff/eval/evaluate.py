@@ -2,7 +2,7 @@
 and KID and FD in the classifier's penultimate features against the real test split, printed beside
 the real-vs-real values (the classifier's accuracy on the test split; KID and FD of a train subset
 against the test split) so a reader can judge the scale.
-Also wall time, NFE and images/s, and the quality sweep of the README's tables."""
+Also wall time, NFE and images/s, and the quality sweep (assets/quality.md, docs/quality.md)."""
 
 from __future__ import annotations
 
@@ -306,8 +306,8 @@ RECORDED = {
 def sweep(
     checkpoints: Path, classifier_dir: Path, data: str, n: int, assets: Path, device: torch.device = torch.device("cpu")
 ) -> str:
-    """The README's quality tables. Rows other than the headline DDIM-50, w=2 use a share of n samples
-    (DDPM-500 a twentieth) to keep the sweep within half an hour on a 2-core CPU."""
+    """The quality tables (assets/quality.md). Rows other than the headline DDIM-50, w=2 use a share of n
+    samples (DDPM-500 a twentieth) to keep the sweep short on a small CPU."""
     classifier, _ = load_classifier(classifier_dir, device)
     ref = reference(classifier, data, n, resolve_precision("auto", device))
     rows = []
