@@ -102,7 +102,7 @@ def cmd_train(args) -> None:
     from .device import resolve_device
     from .train.trainer import Trainer, plot_run, setup_distributed
 
-    device = setup_distributed() or resolve_device(args.device)
+    device = setup_distributed(args.device) or resolve_device(args.device)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
     size = model_config.image_size
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None

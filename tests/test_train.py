@@ -181,6 +181,8 @@ def test_torchrun_two_gloo_processes_only_rank0_writes(tmp_path):
             "8",
             "--precision",
             "fp32",
+            "--device",
+            "cpu",
             "--preview-every",
             "0",
             "--quiet",

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import ImageDataset
-from ..device import autocast, peak_resident_mb, resolve_precision, setup_backends
+from ..device import autocast, peak_resident_mb, resolve_device, resolve_precision, setup_backends
 from ..diffusion.losses import cascade_loss, diffusion_loss
 from ..diffusion.sampling import is_frame, make_plan, sample_steps
 from ..diffusion.schedule import NoiseSchedule
@@ -422,12 +422,19 @@ def plot_run(run_dir: Path) -> Path:
     return path
 
 
-def setup_distributed() -> torch.device | None:
-    """Join the process group when started by torchrun; returns this process's device, else None."""
+def setup_distributed(device_name: str = "auto") -> torch.device | None:
+    """Join the process group when started by torchrun; returns this process's device, else None.
+    On CUDA (the --device default where there is a GPU) each process takes the GPU of its local rank
+    and they talk over NCCL; with --device cpu they run on the CPU over gloo."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    if torch.cuda.is_available():
-        local_rank = int(os.environ["LOCAL_RANK"])
+    if resolve_device(device_name).type == "cuda":
+        local_rank, processes = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
+        if processes > torch.cuda.device_count():
+            raise ValueError(
+                f"{processes} processes per machine, but it has {torch.cuda.device_count()} GPU(s): start at most "
+                f"that many (torchrun --nproc_per_node), or train on the CPU with --device cpu"
+            )
         torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl")
         return torch.device("cuda", local_rank)
