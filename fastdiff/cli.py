@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from .data import DataError, default_dataset
-from .device import PRECISIONS
+from .device import AUTO_PRECISION, PRECISIONS
 from .diffusion.samplers import SAMPLERS
 from .nn.checkpoint import CheckpointError
 
@@ -277,7 +277,7 @@ def build_parser() -> Parser:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="autocast precision; auto = fp16 on CUDA, bf16 on a bf16-capable CPU",
+        help=f"autocast precision; auto = {AUTO_PRECISION['cuda']} on CUDA, bf16 on a bf16-capable CPU, else fp32",
     )
     device.add_argument("--quiet", action="store_true", help="no progress bar")
 
