@@ -117,12 +117,13 @@ def time_training(kind: str, precision: str, batch_size: int = 128, timed_steps:
         device=device,
         model=model,
     )
-    batches = list(dataset.batches(batch_size, torch.Generator().manual_seed(0)))
+    batches = list(trainer.dataset.batches(batch_size, torch.Generator().manual_seed(0)))  # on the device
     for x0, labels in batches[:2]:
-        trainer.train_step(x0, labels)  # warm-up
+        trainer.train_step(x0, labels).item()  # warm-up
     start = time.perf_counter()
     for x0, labels in batches[2:]:
-        trainer.train_step(x0, labels)
+        loss = trainer.train_step(x0, labels)
+    loss.item()  # waits for the device to finish the queued steps
     return {"images_per_s": batch_size * timed_steps / (time.perf_counter() - start)}
 
 
