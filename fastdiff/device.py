@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import resource
 import sys
 from pathlib import Path
@@ -77,3 +78,11 @@ def setup_backends(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+def results_suffix(device: torch.device) -> str:
+    """How files measured on this device are told apart: '' on the CPU, '-' and the GPU's name as a
+    slug on CUDA (e.g. '-nvidia-h100-80gb-hbm3'), so that GPU tables sit beside the CPU ones."""
+    if device.type != "cuda":
+        return ""
+    return "-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
