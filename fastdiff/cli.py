@@ -181,6 +181,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_bench(args) -> None:
+    if args.what == "gpu":
+        from .bench.gpu import check
+        from .device import resolve_device
+
+        check(args.assets, resolve_device())
+        return
     if args.what != "cascade":
         from .bench.runner import run
 
@@ -402,8 +408,9 @@ def build_parser() -> Parser:
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
     bench.add_argument(
         "what",
-        choices=("sample", "train", "all", "cascade"),
-        help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality",
+        choices=("sample", "train", "all", "cascade", "gpu"),
+        help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality; gpu: the GPU check "
+        "(CUDA graph vs plain sampling, training per precision, same-seed difference to the CPU)",
     )
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go")
     bench.add_argument(
