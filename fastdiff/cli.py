@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from .data import DataError, default_dataset
-from .device import PRECISIONS
+from .device import AUTO_PRECISION, PRECISIONS
 from .diffusion.samplers import SAMPLERS
 from .nn.checkpoint import CheckpointError
 
@@ -102,7 +102,7 @@ def cmd_train(args) -> None:
     from .device import resolve_device
     from .train.trainer import Trainer, plot_run, setup_distributed
 
-    device = setup_distributed() or resolve_device(args.device)
+    device = setup_distributed(args.device) or resolve_device(args.device)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
     size = model_config.image_size
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
@@ -181,6 +181,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_bench(args) -> None:
+    if args.what == "gpu":
+        from .bench.gpu import check
+        from .device import resolve_device
+
+        check(args.assets, resolve_device())
+        return
     if args.what != "cascade":
         from .bench.runner import run
 
@@ -277,7 +283,7 @@ def build_parser() -> Parser:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="autocast precision; auto = fp16 on CUDA, bf16 on a bf16-capable CPU",
+        help=f"autocast precision; auto = {AUTO_PRECISION['cuda']} on CUDA, bf16 on a bf16-capable CPU, else fp32",
     )
     device.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -402,8 +408,9 @@ def build_parser() -> Parser:
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
     bench.add_argument(
         "what",
-        choices=("sample", "train", "all", "cascade"),
-        help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality",
+        choices=("sample", "train", "all", "cascade", "gpu"),
+        help="cascade: single resolution vs 2- and 3-stage cascades, speed and quality; gpu: the GPU check "
+        "(CUDA graph vs plain sampling, training per precision, same-seed difference to the CPU)",
     )
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go")
     bench.add_argument(

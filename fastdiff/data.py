@@ -7,6 +7,7 @@ JPEG copy of CIFAR-10, picks the split). Named datasets are downloaded when abse
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -66,17 +67,28 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.images)
 
+    def to(self, device: torch.device) -> ImageDataset:
+        """The dataset with its images and labels on the device (itself when they are already there),
+        so that batches are cut there and no images cross to the device per step."""
+        return dataclasses.replace(self, images=self.images.to(device), labels=self.labels.to(device))
+
     def batches(self, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1):
-        """One epoch of (images in [-1, 1], labels) batches; with several processes each takes every
-        world_size-th index of the same shuffled order (a distributed sampler)."""
+        """One epoch of (images in [-1, 1], labels) batches, on the dataset's device; with several
+        processes each takes every world_size-th index of the same shuffled order (a distributed
+        sampler). The order and the flips come from the CPU generator, so they are the same on every
+        device, and move to the images' device once per epoch."""
         order = torch.randperm(len(self), generator=generator)
+        num_batches = len(order) // batch_size  # drop the ragged last batch
+        flips = torch.rand(num_batches * batch_size, generator=generator) < 0.5 if self.flip else None
+        order = order.to(self.images.device)
+        flips = flips.to(self.images.device) if self.flip else None
         per_process = batch_size // world_size
-        for start in range(0, len(order) - batch_size + 1, batch_size):  # drop the ragged last batch
+        for start in range(0, num_batches * batch_size, batch_size):
             index = order[start : start + batch_size][rank::world_size][:per_process]
             # Contiguous NCHW: decoded images are often channels-last views, which slow bf16 training on CPU.
             x = to_model_range(self.images[index].contiguous())
             if self.flip:
-                flip = torch.rand(batch_size, generator=generator)[rank::world_size][:per_process] < 0.5
+                flip = flips[start : start + batch_size][rank::world_size][:per_process]
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
             yield x, self.labels[index]
 

@@ -1,10 +1,11 @@
-"""Device and mixed-precision choice: CUDA with fp16 autocast and TF32 when present, otherwise the CPU
-with bf16 autocast where the CPU has native bf16 instructions, otherwise fp32."""
+"""Device and mixed-precision choice: CUDA with TF32 when present, otherwise the CPU; autocast in the
+precision measured fastest on that kind of device (AUTO_PRECISION)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import resource
 import sys
 from pathlib import Path
@@ -13,6 +14,10 @@ import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# What --precision auto picks per device type: the faster of training and sampling as measured by
+# `python -m fastdiff bench gpu` (CUDA: not yet set from a measurement) and `bench train|sample` (CPU:
+# bf16 only where the CPU executes it natively, see cpu_has_bf16).
+AUTO_PRECISION = {"cuda": "fp16", "cpu": "bf16"}
 
 
 @functools.cache
@@ -48,13 +53,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' becomes fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise."""
+    """'auto' becomes AUTO_PRECISION for the device type (fp32 on a CPU without native bf16 and on
+    other devices)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        if device.type == "cuda":
-            return "fp16"
-        return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+        chosen = AUTO_PRECISION.get(device.type, "fp32")
+        return "fp32" if device.type == "cpu" and not cpu_has_bf16() else chosen
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("fp16 autocast is for CUDA; on the CPU use bf16 or fp32")
     return precision
@@ -73,3 +78,11 @@ def setup_backends(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+def results_suffix(device: torch.device) -> str:
+    """How files measured on this device are told apart: '' on the CPU, '-' and the GPU's name as a
+    slug on CUDA (e.g. '-nvidia-h100-80gb-hbm3'), so that GPU tables sit beside the CPU ones."""
+    if device.type != "cuda":
+        return ""
+    return "-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")

@@ -1,6 +1,7 @@
 """Speed measurements anyone can re-run: `python -m fastdiff bench sample|train|all` measures on the
 current device and writes markdown tables (with the machine they were measured on) and a plot to
-assets/. Each configuration runs in a fresh process so that its peak memory is its own."""
+assets/ (bench-sample.md on the CPU, bench-sample-<gpu name>.md on a GPU). Each configuration runs in
+a fresh process so that its peak memory is its own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data import ImageDataset
-from ..device import AUTOCAST_DTYPES, resolve_device, resolve_precision
+from ..device import AUTOCAST_DTYPES, resolve_device, resolve_precision, results_suffix
 from ..diffusion.frames import watch
 from ..diffusion.samplers import DEFAULT_STEPS
 from ..diffusion.sampling import final_images, make_plan, sample_steps
@@ -105,25 +106,39 @@ def time_cascade_sampling(checkpoint: Path, sampler: str, num_stages: int) -> di
 
 def time_training(kind: str, precision: str, batch_size: int = 128, timed_steps: int = 4) -> dict:
     """Images/s of real Trainer steps (loss, backward, Adam, EMA) on synthetic data."""
-    device = resolve_device()
+    model = BaselineUNet() if kind == "baseline" else None
+    config = ModelConfig(attention=kind == "attention")
+    return {"images_per_s": trainer_speed(config, model, precision, batch_size, timed_steps, resolve_device())}
+
+
+def trainer_speed(
+    model_config: ModelConfig,
+    model: torch.nn.Module | None,
+    precision: str,
+    batch_size: int,
+    timed_steps: int,
+    device: torch.device,
+) -> float:
+    """Images/s of timed_steps Trainer steps on random images (after two untimed ones); model: a
+    prebuilt network instead of the FastDiff U-Net of model_config."""
     images = torch.randint(0, 256, (batch_size * (timed_steps + 2), 3, 32, 32), dtype=torch.uint8)
     dataset = ImageDataset(images, torch.arange(len(images)) % 10, tuple(str(i) for i in range(10)))
-    model = BaselineUNet() if kind == "baseline" else None
     trainer = Trainer(
         dataset,
         Path("/nonexistent"),
         TrainConfig(batch_size=batch_size, precision=precision),
-        ModelConfig(attention=kind == "attention"),
+        model_config,
         device=device,
         model=model,
     )
-    batches = list(dataset.batches(batch_size, torch.Generator().manual_seed(0)))
+    batches = list(trainer.dataset.batches(batch_size, torch.Generator().manual_seed(0)))  # on the device
     for x0, labels in batches[:2]:
-        trainer.train_step(x0, labels)  # warm-up
+        trainer.train_step(x0, labels).item()  # warm-up
     start = time.perf_counter()
     for x0, labels in batches[2:]:
-        trainer.train_step(x0, labels)
-    return {"images_per_s": batch_size * timed_steps / (time.perf_counter() - start)}
+        loss = trainer.train_step(x0, labels)
+    loss.item()  # waits for the device to finish the queued steps
+    return batch_size * timed_steps / (time.perf_counter() - start)
 
 
 SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (None: all)
@@ -273,7 +288,7 @@ def bench_sample(assets: Path) -> str:
         ],
         rows,
     )
-    _plot_sampling(results, assets / "bench-sample.png")
+    _plot_sampling(results, assets / f"bench-sample{results_suffix(resolve_device())}.png")
     from .app_memory import app_peak_memory
     from .peer import bench_peer  # it builds on this module
 
@@ -359,5 +374,5 @@ def run(what: str, assets: Path = Path("assets")) -> None:
     for name, bench in (("train", bench_train), ("sample", bench_sample)):
         if what in (name, "all"):
             text = f"# Benchmark: {name}\n\n" + header.format(name) + bench(assets) + "\n"
-            (assets / f"bench-{name}.md").write_text(text)
+            (assets / f"bench-{name}{results_suffix(resolve_device())}.md").write_text(text)
             print(text)

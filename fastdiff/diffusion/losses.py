@@ -1,7 +1,8 @@
 """Training losses, each a small callable `(model, schedule, x0, labels, generator, label_dropout) -> loss`
 (EDM's loss.py): the plain denoising loss, and the LowDiff cascade loss built from it.
 
-All randomness comes from the given CPU generator, so a resumed run repeats an uninterrupted one.
+All randomness comes from the given generator, which lives on the images' device (no noise is copied
+to the device per step), so a run reseeding it per step repeats exactly when resumed.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ def diffusion_loss(
     model_kwargs (a cascade's `condition`) go to the network unchanged."""
     device = x0.device
     n = x0.shape[0]
-    t = torch.randint(0, schedule.num_timesteps, (n,), generator=generator).to(device)
-    noise = torch.randn(x0.shape, generator=generator).to(device)
-    drop = (torch.rand(n, generator=generator) < label_dropout).to(device)
+    t = torch.randint(0, schedule.num_timesteps, (n,), generator=generator, device=device)
+    noise = torch.randn(x0.shape, generator=generator, device=device)
+    drop = torch.rand(n, generator=generator, device=device) < label_dropout
     labels = torch.where(drop, torch.full_like(labels, unwrap(model).config.num_classes), labels)
     x_t = schedule.q_sample(x0, t, noise)
     return F.mse_loss(model(x_t, t, labels, **model_kwargs).float(), noise)
@@ -49,9 +50,9 @@ def noisy_condition(
     The sampler's truncated stages hand over exactly such a z_s. A share `dropout` is zeroed."""
     device = low.device
     n = low.shape[0]
-    s = torch.randint(0, schedule.num_timesteps, (n,), generator=generator).to(device)
-    noise = torch.randn(low.shape, generator=generator).to(device)
-    keep = (torch.rand(n, generator=generator) >= dropout).to(device, low.dtype).view(-1, 1, 1, 1)
+    s = torch.randint(0, schedule.num_timesteps, (n,), generator=generator, device=device)
+    noise = torch.randn(low.shape, generator=generator, device=device)
+    keep = (torch.rand(n, generator=generator, device=device) >= dropout).to(low.dtype).view(-1, 1, 1, 1)
     return upsample_condition(schedule.q_sample(low, s, noise), size) * keep
 
 

@@ -34,15 +34,19 @@ class Step:
 
 class ImageRNG:
     """One torch.Generator per image (EDM's StackedRandomGenerator): image i of a grid made with seed s
-    is image 0 of a grid made with seed s + i, so any image can be regenerated alone."""
+    is image 0 of a grid made with seed s + i, so any image can be regenerated alone. The generators
+    are CPU ones and the noise is moved to the device after it is drawn, so that a seed gives the same
+    noise, and so the same image up to arithmetic rounding, on every device (CUDA's generator draws
+    other numbers than the CPU's for the same seed)."""
 
     def __init__(self, seeds: list[int], device: torch.device | str = "cpu"):
         self.device = torch.device(device)
-        self.generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
 
     def randn(self, *shape: int) -> torch.Tensor:
-        """(num_images, *shape) standard normal noise."""
-        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
+        """(num_images, *shape) standard normal noise on the device."""
+        noise = torch.stack([torch.randn(shape, generator=g) for g in self.generators])
+        return noise.to(self.device)
 
 
 def timestep_grid(num_timesteps: int, num_steps: int, t_start: int | None = None) -> list[int]:

@@ -14,7 +14,7 @@ import torch
 from ..nn.cascade import upsample_condition
 from ..nn.unet import UNet
 from .cascade import Conditioned, Stage, check_stages, default_stages
-from .guidance import GuidedDenoiser, check_guidance
+from .guidance import check_guidance, guided_denoiser
 from .samplers import SAMPLERS, ImageRNG, Step, check_sampler
 from .schedule import NoiseSchedule
 
@@ -72,10 +72,12 @@ def sample_steps(
     seeds: list[int],
     plan: Plan,
     precision: str = "fp32",
+    cuda_graph: bool = True,
 ) -> Iterator[RunStep]:
     """LowDiff Algorithm 2 (one stage: plain sampling) for len(seeds) images, image i from seeds[i]:
     start from seeded noise at the first stage's resolution, run its sampler with guidance up to its
-    truncation point, upsample the partially denoised x_t as the next stage's condition, repeat."""
+    truncation point, upsample the partially denoised x_t as the next stage's condition, repeat.
+    cuda_graph: on CUDA, replay each stage's guided forward from a CUDA graph (guidance.py)."""
     device = next(model.parameters()).device
     schedule, rng = schedule.to(device), ImageRNG(seeds, device)
     total = sum(stage.nfe for stage in plan.stages)
@@ -83,7 +85,7 @@ def sample_steps(
     for number, stage in enumerate(plan.stages):
         x_T = rng.randn(model.config.image_channels, stage.resolution, stage.resolution)
         network = model if condition is None else Conditioned(model, condition)
-        denoiser = GuidedDenoiser(network, class_labels, plan.guidance, precision)
+        denoiser = guided_denoiser(network, class_labels, plan.guidance, precision, cuda_graph)
         steps = SAMPLERS[stage.sampler](
             denoiser, schedule, x_T, stage.num_steps, eta=plan.eta, rng=rng, t_start=stage.t_start
         )

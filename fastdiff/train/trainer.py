@@ -4,6 +4,11 @@ atomic per-epoch checkpoints, exact resume, previews, and an event stream for UI
 Randomness is a pure function of (seed, epoch) for the data order and (seed, rank, step) for noise,
 timesteps and label dropout, so a resumed run repeats an uninterrupted one exactly. Runs the same
 under `torchrun` with DistributedDataParallel; only rank 0 writes files.
+
+On CUDA the step never waits for the GPU: the images live on the device, noise is drawn there, the
+fused Adam skips the update of a non-finite loss by itself, and the losses are read on the host every
+SYNC_EVERY steps, where the warnings and the max_bad_steps stop happen. On the CPU, where reading a
+loss costs nothing, every step is read at once.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch.nn.functional as F
 
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import ImageDataset
-from ..device import autocast, peak_resident_mb, resolve_precision, setup_backends
+from ..device import autocast, peak_resident_mb, resolve_device, resolve_precision, setup_backends
 from ..diffusion.losses import cascade_loss, diffusion_loss
 from ..diffusion.sampling import is_frame, make_plan, sample_steps
 from ..diffusion.schedule import NoiseSchedule
@@ -34,6 +39,7 @@ from ..nn.unet import UNet
 
 STATE_NAME = "training_state.safetensors"
 LOG_NAME = "log.jsonl"
+SYNC_EVERY = 25  # CUDA: steps between reads of the losses on the host (step events come in such bursts)
 
 
 @dataclass
@@ -52,13 +58,23 @@ class EMA:
         self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module, num_updates: int) -> None:
+    def update(self, model: torch.nn.Module, num_updates: int, finite: torch.Tensor | None = None) -> None:
+        """finite: a 0-dim bool tensor; False leaves the average as it is (the step was skipped) without
+        the host reading it."""
         decay = min(self.decay, (1 + num_updates) / (10 + num_updates))
+        averaged, current = [], []
         for k, v in model.state_dict().items():
             if v.is_floating_point():
-                self.shadow[k].lerp_(v.float(), 1 - decay)
+                averaged.append(self.shadow[k])
+                current.append(v.float())
             else:
                 self.shadow[k].copy_(v)
+        if finite is None:
+            torch._foreach_lerp_(averaged, current, 1 - decay)
+        else:  # shadow += finite * (1 - decay) * (v - shadow)
+            step = torch._foreach_sub(current, averaged)
+            torch._foreach_mul_(step, finite * (1 - decay))
+            torch._foreach_add_(averaged, step)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -96,7 +112,7 @@ class Trainer:
         model: a prebuilt network to train instead (the benchmarks' baseline U-Net).
         quality_probe: scores the EMA model every train_config.eval_every epochs (evaluate.QualityProbe);
         its numbers go into the epoch's log line."""
-        self.dataset, self.out_dir, self.config, self.device = dataset, Path(out_dir), train_config, device
+        self.dataset, self.out_dir, self.config, self.device = dataset.to(device), Path(out_dir), train_config, device
         self.quality_probe = quality_probe
         self.on_event = on_event or (lambda event: None)
         self.stop_requested = False
@@ -124,13 +140,18 @@ class Trainer:
         self.schedule = NoiseSchedule(diffusion_config, device)
         torch.manual_seed(train_config.seed)
         self.model = (model or build_model(self.model_config, cascade_config)).to(device)
+        self.fused = device.type == "cuda"  # fused Adam, channels-last batches, losses read every SYNC_EVERY steps
+        if self.fused:
+            self.model.to(memory_format=torch.channels_last)
         self.warm_start: dict | None = None  # the checkpoint this run started from, and what it had seen
         if init is not None:
             self._warm_start(Path(init))
         if train_config.freeze_base:
             self._freeze_base(started_from_weights=init is not None or resume)
         self.ema = EMA(self.model, train_config.ema_decay)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr, fused=self.fused or None)
+        self.noise_generator = torch.Generator(device)  # reseeded every step
+        self.sync_every = SYNC_EVERY if self.fused else 1
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         self.steps_per_epoch = len(dataset) // train_config.batch_size
         self.total_steps = self.steps_per_epoch * train_config.epochs
@@ -221,7 +242,8 @@ class Trainer:
             if key.startswith("optim."):
                 _, index, name = key.split(".", 2)
                 state.setdefault(int(index), {})[name] = value
-        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        groups = [group | {"fused": self.fused or None} for group in meta["param_groups"]]  # this device's Adam
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
         self.scaler.load_state_dict(meta["scaler"])
         self.step, self.losses = meta["step"], meta["losses"]
         self.warm_start = meta.get("warm_start", self.warm_start)
@@ -248,36 +270,47 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------------
 
-    def train_step(self, x0: torch.Tensor, labels: torch.Tensor) -> float | None:
-        """One optimizer step; returns the loss, or None when it was not finite and the step skipped."""
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns the loss (0-dim, on the device). A non-finite loss skips the
+        update: on the CPU by reading it, on CUDA inside the fused Adam without waiting for the GPU."""
         lr = learning_rate(self.config, self.step, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        generator = torch.Generator().manual_seed(self.config.seed * 2**40 + self.rank * 2**32 + self.step)
+        self.noise_generator.manual_seed(self.config.seed * 2**40 + self.rank * 2**32 + self.step)
+        memory_format = torch.channels_last if self.fused else torch.preserve_format
         with autocast(self.device, self.precision):
             loss = self.loss(
                 self.ddp_model,
                 self.schedule,
-                x0.to(self.device),
+                x0.to(self.device, memory_format=memory_format),
                 labels.to(self.device),
-                generator,
+                self.noise_generator,
                 self.config.label_dropout,
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        finite = torch.isfinite(loss.detach()).float()
+        finite = torch.isfinite(loss.detach())
         if self.world_size > 1:  # every process skips together, or DDP's all-reduce would hang
+            finite = finite.float()
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        if not finite:
-            return None
+            finite = finite.bool()
+        if not self.fused and not finite:
+            return loss.detach()
         self.scaler.scale(loss).backward()
         if self.config.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.scaler.step(self.optimizer)
+        if self.fused and not self.scaler.is_enabled():
+            # What GradScaler does for fused optimizers: the kernels leave weights and moments as they
+            # are where found_inf is 1.
+            self.optimizer.found_inf = (~finite).float()
+            self.optimizer.step()
+            del self.optimizer.found_inf
+        else:
+            self.scaler.step(self.optimizer)  # fp16: skipped on overflowing gradients (a NaN loss makes them)
         self.scaler.update()
-        self.ema.update(self.model, self.step)
-        return loss.item()
+        self.ema.update(self.model, self.step, finite if self.fused else None)
+        return loss.detach()
 
     def run(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -286,42 +319,42 @@ class Trainer:
             epoch, skip = divmod(self.step, self.steps_per_epoch)
             data_order = torch.Generator().manual_seed(self.config.seed * 2**32 + epoch)
             batches = self.dataset.batches(self.config.batch_size, data_order, self.rank, self.world_size)
-            losses, start = [], time.perf_counter()
+            losses, unread, start = [], [], time.perf_counter()
             for i, (x0, labels) in enumerate(batches):
                 if i < skip:
                     continue  # resumed mid-epoch: the same order, past the batches already trained on
                 loss = self.train_step(x0, labels)
-                if loss is None:
-                    bad_steps += 1
-                    self.on_event(
-                        TrainEvent(
-                            "warning",
-                            epoch,
-                            self.step,
-                            {"message": f"non-finite loss at step {self.step}: step skipped"},
-                        )
-                    )
-                    if bad_steps >= self.config.max_bad_steps:
-                        self._save_state()
-                        raise FloatingPointError(
-                            f"{bad_steps} non-finite losses in a row at step "
-                            f"{self.step}: stopping (try --precision fp32 or a lower lr)"
-                        )
-                    continue
-                bad_steps = 0
-                losses.append(loss)
-                self.on_event(
-                    TrainEvent(
-                        "step",
-                        epoch,
-                        self.step,
-                        {"loss": loss, "lr": self.optimizer.param_groups[0]["lr"], "total_steps": self.total_steps},
-                    )
-                )
-                if self.stop_requested or self.step % self.steps_per_epoch == 0:
+                unread.append((self.step, self.optimizer.param_groups[0]["lr"], loss))
+                epoch_done = self.step % self.steps_per_epoch == 0
+                if len(unread) >= self.sync_every or epoch_done or self.stop_requested:
+                    bad_steps = self._read_losses(epoch, unread, losses, bad_steps)
+                    unread = []
+                if self.stop_requested or epoch_done:
                     break
             self._end_epoch(epoch, losses, time.perf_counter() - start)
         self.on_event(TrainEvent("done", self.epoch, self.step, {"stopped": self.stop_requested}))
+
+    def _read_losses(self, epoch: int, unread: list, losses: list[float], bad_steps: int) -> int:
+        """Read the losses of the steps since the last read (one wait for the device), in order: a step
+        event for each finite one, a warning for each skipped one, and the stop after max_bad_steps
+        skipped steps in a row. Returns the count of skipped steps in a row so far."""
+        values = torch.stack([loss for _, _, loss in unread]).tolist()
+        for (step, lr, _), loss in zip(unread, values):
+            if not math.isfinite(loss):
+                bad_steps += 1
+                message = f"non-finite loss at step {step}: step skipped"
+                self.on_event(TrainEvent("warning", epoch, step, {"message": message}))
+                if bad_steps >= self.config.max_bad_steps:
+                    self._save_state()
+                    raise FloatingPointError(
+                        f"{bad_steps} non-finite losses in a row at step {step}: stopping "
+                        f"(try --precision fp32 or a lower lr)"
+                    )
+                continue
+            bad_steps = 0
+            losses.append(loss)
+            self.on_event(TrainEvent("step", epoch, step, {"loss": loss, "lr": lr, "total_steps": self.total_steps}))
+        return bad_steps
 
     def _end_epoch(self, epoch: int, losses: list[float], seconds: float) -> None:
         """Checkpoint and log after an epoch, or the part of one that a stop request ended."""
@@ -422,12 +455,19 @@ def plot_run(run_dir: Path) -> Path:
     return path
 
 
-def setup_distributed() -> torch.device | None:
-    """Join the process group when started by torchrun; returns this process's device, else None."""
+def setup_distributed(device_name: str = "auto") -> torch.device | None:
+    """Join the process group when started by torchrun; returns this process's device, else None.
+    On CUDA (the --device default where there is a GPU) each process takes the GPU of its local rank
+    and they talk over NCCL; with --device cpu they run on the CPU over gloo."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    if torch.cuda.is_available():
-        local_rank = int(os.environ["LOCAL_RANK"])
+    if resolve_device(device_name).type == "cuda":
+        local_rank, processes = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
+        if processes > torch.cuda.device_count():
+            raise ValueError(
+                f"{processes} processes per machine, but it has {torch.cuda.device_count()} GPU(s): start at most "
+                f"that many (torchrun --nproc_per_node), or train on the CPU with --device cpu"
+            )
         torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl")
         return torch.device("cuda", local_rank)

@@ -1,0 +1,21 @@
+"""--precision auto reads its choice per device type from one table, which the GPU check's measurement
+sets for CUDA."""
+
+import torch
+
+from fastdiff import device
+
+
+def test_auto_precision_on_cuda_is_the_tables_entry(monkeypatch):
+    monkeypatch.setitem(device.AUTO_PRECISION, "cuda", "bf16")
+    assert device.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setitem(device.AUTO_PRECISION, "cuda", "fp32")
+    assert device.resolve_precision("auto", torch.device("cuda")) == "fp32"
+
+
+def test_auto_precision_on_the_cpu_needs_native_bf16(monkeypatch):
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    assert device.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    assert device.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert device.resolve_precision("auto", torch.device("meta")) == "fp32"
