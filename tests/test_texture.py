@@ -1,5 +1,6 @@
 """The noise-texture measure: high-frequency energy per image and the share above real images' 99th
 percentile."""
+
 import torch
 
 from fastdiff.eval.metrics import TEXTURE_QUANTILE, high_frequency_energy, texture_share, texture_threshold
