@@ -20,10 +20,10 @@ from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
-from ..images import grid, to_uint8
+from ..images import grid, save_animations, save_png, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
-from .generate import make_request, save_outputs, stream, whole_number
+from .generate import make_request, stream, whole_number
 from .learn import noised, schedule_figure
 from .models import ModelStore
 from .train import TrainingSession
@@ -95,17 +95,16 @@ class Backend:
                 f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
             )
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
-        images = progress.step.x_t
+        images, first_image = progress.step.x_t, to_uint8(progress.step.x_t[:1])[0]
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
-            paths, note = save_outputs(images, animation, Path(folder))
-            yield (
-                progress.picture,
-                f"done: {status}" + (f"\n\n{note}" if note else ""),
-                grid(images, scale=4),
-                [str(p) for p in paths],
-                to_uint8(images[:1])[0],
-            )
+            png = Path(folder) / "samples.png"
+            save_png(grid(images), png)
+            picture, final = progress.picture, grid(images, scale=4)
+            yield picture, f"done: {status}\n\nwriting the GIF and MP4...", final, [str(png)], first_image
+            paths, note = save_animations(animation, Path(folder))
+            done = f"done: {status}" + (f"\n\n{note}" if note else "")
+            yield picture, done, final, [str(p) for p in [png, *paths]], first_image
 
     # -- Compare -------------------------------------------------------------------------------------
 

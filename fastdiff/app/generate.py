@@ -1,6 +1,5 @@
 """Generation for the app: settings from the page checked once into a `Request` (a sampling plan,
-labels and seeds), a run watched for streaming (diffusion/frames.py), and the final grid, PNG, GIF and
-MP4 written to a folder.
+labels and seeds) and a run watched for streaming (diffusion/frames.py).
 """
 
 from __future__ import annotations
@@ -8,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +14,6 @@ import torch
 from ..diffusion.frames import Progress, watch
 from ..diffusion.samplers import SAMPLER_NAMES
 from ..diffusion.sampling import Plan, class_labels, make_plan, sample_steps
-from ..images import grid, save_animation, save_png
 from .models import LoadedModel
 
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
@@ -86,22 +83,3 @@ def stream(
         animation,
         **timing,
     )
-
-
-def pad_to_multiple(picture: np.ndarray, multiple: int = 16) -> np.ndarray:
-    """Pad with white to sides divisible by `multiple` (the video encoder's macroblock)."""
-    h, w = picture.shape[:2]
-    return np.pad(picture, ((0, -h % multiple), (0, -w % multiple), (0, 0)), constant_values=255)
-
-
-def save_outputs(images: torch.Tensor, animation: list[np.ndarray], folder: Path) -> tuple[list[Path], str]:
-    """Write the grid PNG, the denoising GIF and MP4; returns the paths and a note on anything skipped."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "samples.png", folder / "denoising.gif"]
-    save_png(grid(images), paths[0])
-    save_animation(animation, paths[1])
-    try:
-        save_animation([pad_to_multiple(f) for f in animation], folder / "denoising.mp4")
-    except (ImportError, RuntimeError, OSError, ValueError) as e:
-        return paths, f"MP4 not written ({e.__class__.__name__}: {e}); install imageio-ffmpeg"
-    return paths + [folder / "denoising.mp4"], ""
