@@ -106,6 +106,15 @@ class Backend:
             done = f"done: {status}" + (f"\n\n{note}" if note else "")
             yield picture, done, final, [str(p) for p in [png, *paths]], first_image
 
+    @staticmethod
+    def cancelled(status: str) -> str:
+        """The status after Cancel: where the run stopped."""
+        if status.startswith("done"):
+            return status
+        if status.startswith("step "):
+            return f"cancelled at {status}"
+        return "cancelled before the first step"
+
     # -- Compare -------------------------------------------------------------------------------------
 
     def compare(self, checkpoint, class_name, seed, num_images, table):
@@ -144,9 +153,19 @@ class Backend:
         return path
 
     def start_training(
-        self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start, freeze_base=False
+        self,
+        dataset_text,
+        upload=None,
+        epochs=TrainConfig.epochs,
+        batch_size=TrainConfig.batch_size,
+        precision="auto",
+        attention=False,
+        cascade=False,
+        warm_start=NO_WARM_START,
+        freeze_base=False,
     ):
-        """Start a background run; returns (status, polling timer)."""
+        """Start a background run; returns its status. The defaults are the page's, so
+        that API callers may leave out the upload and what follows it."""
         with user_errors():
             dataset = self.dataset_path(dataset_text, upload)
             epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch size")
@@ -185,7 +204,7 @@ class Backend:
                 init,
                 CascadeConfig() if cascade else None,
             )
-        return self.training.summary(), gr.Timer(active=True)
+        return self.training.summary()
 
     def training_status(self):
         """(status, loss plot, preview, timer, checkpoint lists x3, availability); the lists are
@@ -206,6 +225,13 @@ class Backend:
         return "Stopping at the next step; a checkpoint will be written."
 
     # -- Learn ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def use_last_image(image):
+        """(Learn's picture, caption) for 'use the last generated image'."""
+        if image is None:
+            return gr.skip(), "No image generated yet: press Generate first, or upload a picture."
+        return image, gr.skip()
 
     def learn(self, picture, t, checkpoint):
         """(x_0 | x_t picture, caption, schedule plot) for the schedule of the chosen checkpoint."""

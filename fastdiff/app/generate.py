@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from ..diffusion.frames import Progress, watch
+from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.samplers import SAMPLER_NAMES
-from ..diffusion.sampling import Plan, class_labels, make_plan, sample_steps
+from ..diffusion.sampling import Plan, check_seed, class_labels, make_plan, sample_steps
 from .models import LoadedModel
 
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
 MAX_IMAGES = 16
-MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -29,10 +29,19 @@ class Request:
 
 
 def whole_number(value, name: str) -> int:
-    """A control's value as an int; ValueError for empty, NaN or fractional input."""
-    if value is None or isinstance(value, bool) or not math.isfinite(float(value)) or float(value) != int(value):
+    """A control's value (a number or numeric text) as an int; ValueError naming what was typed for
+    empty, non-numeric, infinite or fractional input."""
+    if value is None or value == "":
+        raise ValueError(f"{name} needs a whole number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value}")
-    return int(value)
+    return int(number)
 
 
 def make_request(
@@ -55,10 +64,11 @@ def make_request(
     if not 1 <= num_images <= MAX_IMAGES:
         raise ValueError(f"number of images must be between 1 and {MAX_IMAGES}, got {num_images}")
     seed = whole_number(seed, "seed")
-    if not 0 <= seed <= MAX_SEED - MAX_IMAGES:
-        raise ValueError(f"seed must be between 0 and {MAX_SEED - MAX_IMAGES}, got {seed}")
-    if guidance is None or eta is None:
-        raise ValueError("guidance weight and eta need a value")
+    check_seed(seed, num_images)
+    if guidance is None:  # also what a browser sends for a number too large to hold, such as 1e400
+        raise ValueError(f"guidance weight must be a number between 0 and {MAX_GUIDANCE:g}, got none")
+    if sampler == "ddim" and eta is None:
+        raise ValueError("eta must be a number between 0 and 1, got none")
     guidance, eta = float(guidance), float(eta if sampler == "ddim" else 0.0)
     plan = make_plan(loaded.model, loaded.schedule, sampler, whole_number(steps, "steps"), guidance, eta, num_stages)
     config = loaded.model.config
