@@ -45,7 +45,7 @@ def served(tmp_path_factory):
     demo = app.build_app(backend)
     port = free_port()
     app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False)
+    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
     demo.close()
 
 
@@ -100,7 +100,7 @@ def test_a_three_stage_cascade_streams_frames_of_every_resolution(served):
 
 def test_two_clients_at_once_both_get_their_own_images(served):
     _, client = served
-    other = Client(client.src, verbose=False)
+    other = Client(client.src, verbose=False, download_files=client.output_dir)
     with ThreadPoolExecutor(2) as pool:
         together = list(
             pool.map(lambda c_seed: generate(c_seed[0], seed=c_seed[1], steps=30), [(client, 1), (other, 2)])

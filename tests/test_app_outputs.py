@@ -13,7 +13,7 @@ from fastdiff.bench.app_memory import free_port
 from fastdiff.bench.runner import time_app_outputs
 from fastdiff.images import save_animation, save_animations
 
-SETTINGS = ("cifar10-base", "a", "DDIM", 6, 2.0, False, 1, 0, 4, 0.0)
+SETTINGS = ("cifar10-base", "a", "DDIM", 6, 2.0, False, "1", 0, 4, 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,10 @@ runs/ and the app's temp folder.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
+import weakref
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -54,6 +56,7 @@ class Backend:
         self.dataset = str(dataset)
         self.app_root = Path(app_root)
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
+        weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)  # also at exit
         self.training = TrainingSession(self.device)
 
     # -- checkpoints ---------------------------------------------------------------------------------
