@@ -31,6 +31,23 @@ def int_list(spec: str) -> list[int]:
         raise UsageError(f"expected comma-separated integers, got {spec!r}") from None
 
 
+def check_output(path: Path, flag: str, suffixes: set[str]) -> None:
+    """Raise UsageError unless path can be written as one of suffixes: checked before any work."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name such as {path / ('out' + min(suffixes))}")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {path.parent} does not exist")
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} {path}: unknown file type {path.suffix!r}; use one of {', '.join(sorted(suffixes))}")
+
+
+def image_suffixes() -> set[str]:
+    """File suffixes PIL can write."""
+    from PIL import Image
+
+    return {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.SAVE}
+
+
 def cascade_stages(args, model, schedule):
     """The --stages settings: default_stages with --sampler for every stage, then --stage-steps and
     --truncate if given."""
@@ -61,7 +78,7 @@ def cmd_sample(args) -> None:
     from tqdm import tqdm
 
     from .device import resolve_device, resolve_precision
-    from .diffusion.sampling import class_labels, is_frame, make_plan, sample_steps
+    from .diffusion.sampling import check_seed, class_labels, is_frame, make_plan, sample_steps
     from .diffusion.schedule import NoiseSchedule
     from .images import grid, save_animation, save_png
     from .nn.checkpoint import load_model
@@ -70,6 +87,10 @@ def cmd_sample(args) -> None:
         raise UsageError(f"--n must be between 1 and 1024, got {args.n}")
     if args.stages is None and (args.stage_steps or args.truncate):
         raise UsageError("--stage-steps and --truncate need --stages")
+    check_seed(args.seed, args.n)
+    check_output(args.out, "--out", image_suffixes())
+    if args.gif:
+        check_output(args.gif, "--gif", {".gif", ".mp4"})
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     model, diffusion_config, _ = load_model(args.checkpoint, device)
@@ -95,12 +116,18 @@ def cmd_sample(args) -> None:
         print(f"wrote {args.gif}")
 
 
+def numbers(record: dict) -> str:
+    """An epoch record for the terminal: the learning rate in scientific notation, the rest to 4 places."""
+    return ", ".join(f"{k}: {v:.2e}" if k == "lr" else f"{k}: {round(v, 4)}" for k, v in record.items())
+
+
 def cmd_train(args) -> None:
     from tqdm import tqdm
 
     from .data import load_dataset
     from .device import resolve_device
-    from .train.trainer import Trainer, plot_run, setup_distributed
+    from .diffusion.sampling import MAX_SEED
+    from .train.trainer import Trainer, clear_run, plot_run, run_files, setup_distributed
 
     device = setup_distributed(args.device) or resolve_device(args.device)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
@@ -126,6 +153,18 @@ def cmd_train(args) -> None:
     diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
     if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out, --overwrite starts it over: give one")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
+    existing = run_files(args.out)
+    if existing and not args.resume:
+        if not args.overwrite:
+            raise UsageError(
+                f"--out {args.out} already holds a run ({', '.join(p.name for p in existing)}): "
+                f"--resume continues it, --overwrite starts over"
+            )
+        clear_run(args.out)
     try:
         probe = None
         if args.eval_every:
@@ -155,14 +194,9 @@ def cmd_train(args) -> None:
         if event.kind == "step":
             bar.update()
             bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.data['loss']:.4f}")
-        elif event.kind in ("warning", "preview", "epoch"):
+        elif event.kind == "warning" or (event.kind in ("preview", "epoch") and not args.quiet):
             bar.write(
-                f"{event.kind}: "
-                + str(
-                    event.data.get("message")
-                    or event.data.get("path")
-                    or {k: round(v, 4) for k, v in event.data.items()}
-                )
+                f"{event.kind}: " + str(event.data.get("message") or event.data.get("path") or numbers(event.data))
             )
 
     trainer.on_event = show
@@ -285,7 +319,7 @@ def build_parser() -> Parser:
         choices=PRECISIONS,
         help=f"autocast precision; auto = {AUTO_PRECISION['cuda']} on CUDA, bf16 on a bf16-capable CPU, else fp32",
     )
-    device.add_argument("--quiet", action="store_true", help="no progress bar")
+    device.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines (warnings still print)")
 
     sample = commands.add_parser("sample", parents=[device], help="generate a grid of images")
     sample.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
@@ -349,6 +383,9 @@ def build_parser() -> Parser:
     train.add_argument("--timesteps", type=int, default=DiffusionConfig.num_timesteps)
     train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--overwrite", action="store_true", help="start over in an --out that holds a run (its files are removed)"
+    )
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
     train.add_argument(
         "--freeze-base",

@@ -183,7 +183,9 @@ def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarra
     try:
         image = Image.open(io.BytesIO(data))
         image = image.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError) as e:
+    except UnidentifiedImageError as e:
+        raise DataError(f"{name}: not a readable image (its content is not in any image format)") from e
+    except OSError as e:
         raise DataError(f"{name}: not a readable image ({e})") from e
     w, h = image.size
     side = min(w, h)
@@ -194,17 +196,40 @@ def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarra
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
+def check_no_empty_classes(path: Path, folders: set[PurePosixPath], images: list[PurePosixPath]) -> None:
+    """Raise DataError naming any folder beside the class folders that holds no image: an empty class
+    would otherwise be dropped without a word."""
+    class_folders = {image.parent for image in images}
+    holding_images = {folder for image in images for folder in image.parents}
+    empty = sorted(
+        str(folder)
+        for folder in folders
+        if folder.parent in {c.parent for c in class_folders}
+        and folder not in holding_images
+        and "__MACOSX" not in folder.parts
+        and folder.name not in ("train", "test")
+    )
+    if empty:
+        raise DataError(f"{path}: class folder(s) without images: {', '.join(empty)}")
+
+
 def load_image_folder(path: Path, split: str = "train", image_size: int = 32, channels: int = 3) -> ImageDataset:
     """A folder or .zip with one subfolder per class, optionally under a train/test level."""
     if zipfile.is_zipfile(path):
         archive = zipfile.ZipFile(path)
-        files = {name: archive.read for name in archive.namelist() if not name.endswith("/")}
+        names = archive.namelist()
+        outside = [n for n in names if n.startswith("/") or ".." in PurePosixPath(n).parts]
+        if outside:
+            raise DataError(f"{path}: members outside the archive's folder are refused: {', '.join(outside[:5])}")
+        files = {name: archive.read for name in names if not name.endswith("/")}
+        folders = {PurePosixPath(n) for n in names if n.endswith("/")} | {PurePosixPath(n).parent for n in names}
     elif path.is_dir():
         files = {
             str(p.relative_to(path).as_posix()): lambda n, root=path: (root / n).read_bytes()
             for p in path.rglob("*")
             if p.is_file()
         }
+        folders = {PurePosixPath(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_dir()}
     else:
         raise DataError(f"{path}: neither a folder nor a .zip file")
     images_by_class: dict[str, list[str]] = {}
@@ -220,6 +245,7 @@ def load_image_folder(path: Path, split: str = "train", image_size: int = 32, ch
             images_by_class.setdefault(parts[-2], []).append(name)
     if not images_by_class:
         raise DataError(f"{path}: no images in class subfolders (expected CLASS/IMAGE.jpg, optionally under {split}/)")
+    check_no_empty_classes(path, folders, [PurePosixPath(n) for names in images_by_class.values() for n in names])
     class_names = tuple(sorted(images_by_class))
     arrays, labels = [], []
     for label, class_name in enumerate(class_names):

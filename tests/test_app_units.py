@@ -12,11 +12,12 @@ from conftest import make_tiny_checkpoint
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
 from fastdiff.app.compare import CASCADE_CONFIG, default_configs, quality
-from fastdiff.app.generate import Request, make_request, pad_to_multiple, stream
+from fastdiff.app.generate import Request, make_request, stream
 from fastdiff.app.learn import noised, schedule_figure
 from fastdiff.app.models import ModelStore
 from fastdiff.diffusion.cascade import Stage
 from fastdiff.diffusion.sampling import Plan
+from fastdiff.images import pad_to_multiple
 
 
 @pytest.fixture

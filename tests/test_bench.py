@@ -12,6 +12,7 @@ from fastdiff.bench.runner import (
     SAMPLE_CONFIGS,
     quality_columns,
     sample_jobs,
+    time_app_outputs,
     time_app_streaming,
     time_cascade_sampling,
     time_sampling,
@@ -64,9 +65,10 @@ def test_quality_is_labelled_with_the_configuration_it_was_measured_at(tmp_path)
 
 def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
     plain = sample_jobs(tmp_path / "cifar10-cascade")
-    assert len(plain) == len(SAMPLE_CONFIGS) + 1 and [job.timing for job in plain[-2:]] == [
+    assert len(plain) == len(SAMPLE_CONFIGS) + 2 and [job.timing for job in plain[-3:]] == [
         time_sampling,
         time_app_streaming,
+        time_app_outputs,
     ]
     make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
     cascade = sample_jobs(tmp_path / "cifar10-cascade")[len(plain) :]

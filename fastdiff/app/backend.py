@@ -9,8 +9,10 @@ runs/ and the app's temp folder.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
+import weakref
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -20,10 +22,10 @@ from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
-from ..images import grid, to_uint8
+from ..images import grid, save_animations, save_png, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
-from .generate import make_request, save_outputs, stream, whole_number
+from .generate import make_request, stream, whole_number
 from .learn import noised, schedule_figure
 from .models import ModelStore
 from .train import TrainingSession
@@ -54,6 +56,7 @@ class Backend:
         self.dataset = str(dataset)
         self.app_root = Path(app_root)
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
+        weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)  # also at exit
         self.training = TrainingSession(self.device)
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -95,17 +98,25 @@ class Backend:
                 f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
             )
             yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
-        images = progress.step.x_t
+        images, first_image = progress.step.x_t, to_uint8(progress.step.x_t[:1])[0]
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
-            paths, note = save_outputs(images, animation, Path(folder))
-            yield (
-                progress.picture,
-                f"done: {status}" + (f"\n\n{note}" if note else ""),
-                grid(images, scale=4),
-                [str(p) for p in paths],
-                to_uint8(images[:1])[0],
-            )
+            png = Path(folder) / "samples.png"
+            save_png(grid(images), png)
+            picture, final = progress.picture, grid(images, scale=4)
+            yield picture, f"done: {status}\n\nwriting the GIF and MP4...", final, [str(png)], first_image
+            paths, note = save_animations(animation, Path(folder))
+            done = f"done: {status}" + (f"\n\n{note}" if note else "")
+            yield picture, done, final, [str(p) for p in [png, *paths]], first_image
+
+    @staticmethod
+    def cancelled(status: str) -> str:
+        """The status after Cancel: where the run stopped."""
+        if status.startswith("done"):
+            return status
+        if status.startswith("step "):
+            return f"cancelled at {status}"
+        return "cancelled before the first step"
 
     # -- Compare -------------------------------------------------------------------------------------
 
@@ -145,9 +156,19 @@ class Backend:
         return path
 
     def start_training(
-        self, dataset_text, upload, epochs, batch_size, precision, attention, cascade, warm_start, freeze_base=False
+        self,
+        dataset_text,
+        upload=None,
+        epochs=TrainConfig.epochs,
+        batch_size=TrainConfig.batch_size,
+        precision="auto",
+        attention=False,
+        cascade=False,
+        warm_start=NO_WARM_START,
+        freeze_base=False,
     ):
-        """Start a background run; returns (status, polling timer)."""
+        """Start a background run; returns its status. The defaults are the page's, so
+        that API callers may leave out the upload and what follows it."""
         with user_errors():
             dataset = self.dataset_path(dataset_text, upload)
             epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch size")
@@ -186,7 +207,7 @@ class Backend:
                 init,
                 CascadeConfig() if cascade else None,
             )
-        return self.training.summary(), gr.Timer(active=True)
+        return self.training.summary()
 
     def training_status(self):
         """(status, loss plot, preview, timer, checkpoint lists x3, availability); the lists are
@@ -207,6 +228,13 @@ class Backend:
         return "Stopping at the next step; a checkpoint will be written."
 
     # -- Learn ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def use_last_image(image):
+        """(Learn's picture, caption) for 'use the last generated image'."""
+        if image is None:
+            return gr.skip(), "No image generated yet: press Generate first, or upload a picture."
+        return image, gr.skip()
 
     def learn(self, picture, t, checkpoint):
         """(x_0 | x_t picture, caption, schedule plot) for the schedule of the chosen checkpoint."""

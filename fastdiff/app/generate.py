@@ -1,6 +1,5 @@
 """Generation for the app: settings from the page checked once into a `Request` (a sampling plan,
-labels and seeds), a run watched for streaming (diffusion/frames.py), and the final grid, PNG, GIF and
-MP4 written to a folder.
+labels and seeds) and a run watched for streaming (diffusion/frames.py).
 """
 
 from __future__ import annotations
@@ -8,20 +7,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..diffusion.frames import Progress, watch
+from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.samplers import SAMPLER_NAMES
-from ..diffusion.sampling import Plan, class_labels, make_plan, sample_steps
-from ..images import grid, save_animation, save_png
+from ..diffusion.sampling import Plan, check_seed, class_labels, make_plan, sample_steps
 from .models import LoadedModel
 
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
 MAX_IMAGES = 16
-MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -32,10 +29,19 @@ class Request:
 
 
 def whole_number(value, name: str) -> int:
-    """A control's value as an int; ValueError for empty, NaN or fractional input."""
-    if value is None or isinstance(value, bool) or not math.isfinite(float(value)) or float(value) != int(value):
+    """A control's value (a number or numeric text) as an int; ValueError naming what was typed for
+    empty, non-numeric, infinite or fractional input."""
+    if value is None or value == "":
+        raise ValueError(f"{name} needs a whole number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value}")
-    return int(value)
+    return int(number)
 
 
 def make_request(
@@ -58,10 +64,11 @@ def make_request(
     if not 1 <= num_images <= MAX_IMAGES:
         raise ValueError(f"number of images must be between 1 and {MAX_IMAGES}, got {num_images}")
     seed = whole_number(seed, "seed")
-    if not 0 <= seed <= MAX_SEED - MAX_IMAGES:
-        raise ValueError(f"seed must be between 0 and {MAX_SEED - MAX_IMAGES}, got {seed}")
-    if guidance is None or eta is None:
-        raise ValueError("guidance weight and eta need a value")
+    check_seed(seed, num_images)
+    if guidance is None:  # also what a browser sends for a number too large to hold, such as 1e400
+        raise ValueError(f"guidance weight must be a number between 0 and {MAX_GUIDANCE:g}, got none")
+    if sampler == "ddim" and eta is None:
+        raise ValueError("eta must be a number between 0 and 1, got none")
     guidance, eta = float(guidance), float(eta if sampler == "ddim" else 0.0)
     plan = make_plan(loaded.model, loaded.schedule, sampler, whole_number(steps, "steps"), guidance, eta, num_stages)
     config = loaded.model.config
@@ -86,22 +93,3 @@ def stream(
         animation,
         **timing,
     )
-
-
-def pad_to_multiple(picture: np.ndarray, multiple: int = 16) -> np.ndarray:
-    """Pad with white to sides divisible by `multiple` (the video encoder's macroblock)."""
-    h, w = picture.shape[:2]
-    return np.pad(picture, ((0, -h % multiple), (0, -w % multiple), (0, 0)), constant_values=255)
-
-
-def save_outputs(images: torch.Tensor, animation: list[np.ndarray], folder: Path) -> tuple[list[Path], str]:
-    """Write the grid PNG, the denoising GIF and MP4; returns the paths and a note on anything skipped."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "samples.png", folder / "denoising.gif"]
-    save_png(grid(images), paths[0])
-    save_animation(animation, paths[1])
-    try:
-        save_animation([pad_to_multiple(f) for f in animation], folder / "denoising.mp4")
-    except (ImportError, RuntimeError, OSError, ValueError) as e:
-        return paths, f"MP4 not written ({e.__class__.__name__}: {e}); install imageio-ffmpeg"
-    return paths + [folder / "denoising.mp4"], ""

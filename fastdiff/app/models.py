@@ -21,9 +21,9 @@ from ..nn.checkpoint import (
     ATTENTION,
     BASE,
     CASCADE,
-    CONFIG_NAME,
     SHIPPED,
     WEIGHTS_NAME,
+    is_generator,
     load_model,
     read_config,
     read_full_config,
@@ -55,12 +55,12 @@ class ModelStore:
         self._lock = threading.Lock()
 
     def folders(self) -> dict[str, Path]:
-        """Display name -> folder of every loadable checkpoint: shipped ones by name, runs as runs/NAME."""
+        """Display name -> folder of every diffusion checkpoint: shipped ones by name, runs as runs/NAME."""
         found = {}
         for prefix, root in (("", self.checkpoints_dir), ("runs/", self.runs_dir)):
             if root.is_dir():
                 for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-                    if (folder / WEIGHTS_NAME).is_file() and (folder / CONFIG_NAME).is_file():
+                    if is_generator(folder):
                         found[prefix + folder.name] = folder
         return found
 

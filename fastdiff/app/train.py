@@ -16,7 +16,7 @@ from PIL import Image
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DataError, load_dataset
 from ..nn.checkpoint import CheckpointError
-from ..train.trainer import Trainer, TrainEvent
+from ..train.trainer import LOG_NAME, Trainer, TrainEvent, plot_run
 
 
 @dataclass
@@ -104,6 +104,8 @@ class TrainingSession:
             if self._stop.is_set():
                 self.trainer.request_stop()
             self.trainer.run()
+            if (out_dir / LOG_NAME).is_file():  # at least one epoch, or part of one, was logged
+                plot_run(out_dir)
             state.phase = "stopped" if self._stop.is_set() else "finished"
         except (DataError, CheckpointError, ValueError, FloatingPointError, OSError) as e:
             state.phase, state.message = "failed", str(e)
@@ -157,6 +159,7 @@ class TrainingSession:
         lr_axis = loss_axis.twinx()
         lr_axis.plot(steps, lrs, "--", color="tab:orange")
         lr_axis.set_ylabel("learning rate", color="tab:orange")
+        lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
         return figure
 
     def preview_picture(self) -> np.ndarray | None:

@@ -13,6 +13,7 @@ import gradio as gr
 
 from ..config import TrainConfig
 from ..data import default_dataset
+from ..diffusion.guidance import MAX_GUIDANCE
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .generate import MAX_IMAGES, SAMPLER_LABELS
@@ -21,6 +22,14 @@ from .learn import EXPLANATION
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
 #learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
 SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wait in the queue
+
+
+def free_dropdown(*args, **kwargs) -> gr.Dropdown:
+    """A dropdown that also takes typed values, documented in the API as any text rather than only its
+    first choices (an instance attribute: a gr.Dropdown subclass would make Gradio write a .pyi stub)."""
+    dropdown = gr.Dropdown(*args, allow_custom_value=True, **kwargs)
+    dropdown.api_info = lambda: {"type": "string"}
+    return dropdown
 
 
 def in_order_of(handler, controls: dict) -> list:
@@ -32,31 +41,26 @@ def in_order_of(handler, controls: dict) -> list:
 def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
     with gr.Row():
         with gr.Column(scale=1):
-            checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
-            class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
+            checkpoint = free_dropdown(checkpoint_names, value=default, label="checkpoint")
+            class_name = free_dropdown(["random"], value="random", label="class")
             sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
-            steps = gr.Slider(
-                1,
-                1000,
-                value=20,
-                step=1,
-                label="steps (model evaluations; a cascade's stages are scaled to them)",
-                elem_id="steps",
+            steps = gr.Number(
+                20, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps"
             )
-            guidance = gr.Number(2.0, label="guidance weight w (0 = none)")
-            eta = gr.Slider(0, 1, value=0, step=0.05, label="eta (DDIM only: 0 deterministic, 1 noisy)")
+            guidance = gr.Number(2.0, label=f"guidance weight w (0 = none, at most {MAX_GUIDANCE:g})")
+            eta = gr.Number(0, label="eta (DDIM only: 0 deterministic, 1 noisy)")
             with gr.Row():
                 attention = gr.Checkbox(False, label="attention variant")
-                stages = gr.Radio([1, 2, 3], value=1, label="cascade stages")
+                stages = gr.Radio(["1", "2", "3"], value="1", label="cascade stages")
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="seed (image i uses seed + i)")
-                num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="images")
+                seed = gr.Number(0, label="seed (image i uses seed + i)")
+                num_images = gr.Number(16, label=f"images (1 to {MAX_IMAGES})")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
             availability = gr.Markdown(backend.store.availability())
         with gr.Column(scale=2):
-            status = gr.Markdown("Press Generate.", elem_id="status")
+            status = gr.Markdown("Press Generate.", label="status", elem_id="status")
             # BMP: frames of noise do not compress, so PNG would spend its encoding time for nothing
             live = gr.Image(
                 label="x_t (left) and predicted clean image (right)",
@@ -71,7 +75,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             )
             downloads = gr.File(label="PNG, GIF and MP4", file_count="multiple", interactive=False)
     last_image = gr.State(None)
-    checkpoint.change(backend.class_choices, checkpoint, class_name)
+    checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
     controls = {
         "checkpoint": checkpoint,
         "class_name": class_name,
@@ -92,16 +96,16 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         concurrency_limit=SAMPLING_LIMIT,
         concurrency_id="sampling",
     )
-    cancel.click(None, cancels=[event])
+    cancel.click(backend.cancelled, status, status, cancels=[event], api_visibility="private")
     return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image, "availability": availability}
 
 
 def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
     with gr.Row():
-        checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
-        class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
-        seed = gr.Number(0, precision=0, label="seed")
-        num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
+        checkpoint = free_dropdown(checkpoint_names, value=default, label="checkpoint")
+        class_name = free_dropdown(["random"], value="random", label="class")
+        seed = gr.Number(0, label="seed")
+        num_images = gr.Number(4, label=f"images (1 to {MAX_IMAGES})")
     table = gr.Dataframe(
         default_configs(checkpoint_names),
         headers=COLUMNS,
@@ -122,7 +126,7 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         interactive=False,
     )
     plot = gr.Plot(label="speed", elem_id="compare-plot")
-    checkpoint.change(backend.class_choices, checkpoint, class_name)
+    checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
     run.click(
         backend.compare,
         [checkpoint, class_name, seed, num_images, table],
@@ -145,17 +149,16 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 elem_id="dataset-upload",
             )
             with gr.Row():
-                epochs = gr.Number(defaults.epochs, precision=0, label="epochs")
-                batch_size = gr.Number(defaults.batch_size, precision=0, label="batch size")
+                epochs = gr.Number(defaults.epochs, label="epochs")
+                batch_size = gr.Number(defaults.batch_size, label="batch size")
             with gr.Row():
                 precision = gr.Radio(list(TRAIN_PRECISIONS), value="auto", label="precision")
                 attention = gr.Checkbox(False, label="attention at 8x8")
                 cascade = gr.Checkbox(False, label="cascade (LowDiff: 8x8, 16x16 and 32x32)")
-            warm_start = gr.Dropdown(
+            warm_start = free_dropdown(
                 [NO_WARM_START] + checkpoint_names,
                 value=NO_WARM_START,
                 label="warm start from",
-                allow_custom_value=True,
             )
             freeze_base = gr.Checkbox(
                 False,
@@ -166,7 +169,7 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 start = gr.Button("Start training", variant="primary", elem_id="train")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
-            status = gr.Markdown()
+            status = gr.Markdown(label="training status")
             loss = gr.Plot(label="loss and learning rate")
             preview = gr.Image(
                 label="latest preview (noise to image, one row per class)",
@@ -189,10 +192,10 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
     start.click(
         backend.start_training,
         in_order_of(backend.start_training, controls),
-        [status, timer],
+        status,
         api_name="train",
         concurrency_limit=1,
-    )
+    ).success(lambda: gr.Timer(active=True), None, timer, api_visibility="private")
     stop.click(backend.stop_training, None, status, api_name="stop_training")
     return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}
 
@@ -210,12 +213,20 @@ def learn_tab(backend: Backend, default: str | None, last_image: gr.State, check
             noised = gr.Image(
                 label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels", interactive=False
             )
-            caption = gr.Markdown()
+            caption = gr.Markdown(label="caption")
     schedule = gr.Plot(label="noise schedule of the chosen checkpoint")
     gr.Markdown(EXPLANATION)
-    use_last.click(lambda image: image, last_image, picture)
-    for event in (picture.change, t.release):
-        event(backend.learn, [picture, t, checkpoint], [noised, caption, schedule], show_progress="hidden")
+    use_last.click(backend.use_last_image, last_image, [picture, caption], api_visibility="private")
+    picture.change(
+        backend.learn, [picture, t, checkpoint], [noised, caption, schedule], show_progress="hidden", api_name="learn"
+    )
+    t.release(
+        backend.learn,
+        [picture, t, checkpoint],
+        [noised, caption, schedule],
+        show_progress="hidden",
+        api_visibility="private",
+    )
 
 
 def build_app(backend: Backend) -> gr.Blocks:
@@ -245,7 +256,7 @@ def build_app(backend: Backend) -> gr.Blocks:
         )
         demo.load(backend.training_status, None, status_outputs, api_visibility="private")
         for tab in (generate, compare):
-            demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"])
+            demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"], api_visibility="private")
     return demo
 
 

@@ -4,6 +4,7 @@ gradio_client (so all of them are loaded at once), then the server's peak reside
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -14,9 +15,9 @@ from ..device import peak_resident_mb
 from ..nn.checkpoint import ATTENTION, BASE, CASCADE, SHIPPED
 
 REQUESTS = {  # shipped checkpoint -> (attention variant, cascade stages) of its Generate request
-    BASE: (False, 1),
-    ATTENTION: (True, 1),
-    CASCADE: (False, 3),
+    BASE: (False, "1"),
+    ATTENTION: (True, "1"),
+    CASCADE: (False, "3"),
 }
 
 
@@ -32,7 +33,7 @@ def connect(url: str, server: subprocess.Popen, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return Client(url, verbose=False)
+            return Client(url, verbose=False, download_files=False)
         except Exception:  # not listening yet: gradio_client raises several kinds while the server starts
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start on {url}") from None
@@ -58,5 +59,5 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
             )
         return {"peak_rss_mb": peak_resident_mb(server.pid), "generated": generated}
     finally:
-        server.terminate()
+        server.send_signal(signal.SIGINT)  # a clean exit, in which the app removes its temp folder
         server.wait(timeout=30)

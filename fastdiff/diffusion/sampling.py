@@ -97,6 +97,15 @@ def sample_steps(
             condition = upsample_condition(step.x_t, plan.stages[number + 1].resolution)
 
 
+MAX_SEED = 2**31 - 1  # seeds stay signed 32-bit integers, which every tool (and a browser field) holds exactly
+
+
+def check_seed(seed: int, num_images: int) -> None:
+    """Raise ValueError with a one-line message unless the seeds seed .. seed + num_images - 1 are usable."""
+    if not 0 <= seed <= MAX_SEED - num_images:
+        raise ValueError(f"seed must be between 0 and {MAX_SEED - num_images} for {num_images} images, got {seed}")
+
+
 def final_images(steps: Iterator[Step]) -> torch.Tensor:
     """Run steps to the end; the last step's x_t, (B, C, H, W) in [-1, 1]."""
     *_, last = steps

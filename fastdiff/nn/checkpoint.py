@@ -79,6 +79,19 @@ def save_model(
     atomic_write(folder / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
 
 
+def is_generator(folder: Path) -> bool:
+    """Whether a folder holds a diffusion checkpoint: weights and a config.json with a "model" entry,
+    unlike the evaluator's classifier. A config.json that cannot be read counts, so that loading the
+    folder says what is wrong with it."""
+    config = Path(folder) / CONFIG_NAME
+    if not (Path(folder) / WEIGHTS_NAME).is_file() or not config.is_file():
+        return False
+    try:
+        return "model" in json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError, TypeError):
+        return True
+
+
 def read_config(folder: Path) -> tuple[ModelConfig, DiffusionConfig, dict]:
     model_config, diffusion_config, training, _ = read_full_config(folder)
     return model_config, diffusion_config, training

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -419,6 +420,23 @@ class Trainer:
         return base.with_suffix(".png")
 
 
+RUN_FILES = (ckpt.WEIGHTS_NAME, ckpt.CONFIG_NAME, STATE_NAME, LOG_NAME, "loss.png", "previews")
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The files of a training run found in run_dir."""
+    return [Path(run_dir) / name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a run's files from run_dir (nothing else in it), so that a new run starts there."""
+    for path in run_files(run_dir):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def plot_run(run_dir: Path) -> Path:
     """The loss and learning-rate curves (the paper's Figure 2) from a run's log.jsonl, as loss.png,
     and beside them the quality probe's KID and class accuracy when the run measured them."""
@@ -440,6 +458,7 @@ def plot_run(run_dir: Path) -> Path:
     lr_axis = loss_axis.twinx()
     lr_axis.plot(epochs, [r["lr"] for r in records], "--", color="tab:orange")
     lr_axis.set_ylabel("learning rate", color="tab:orange")
+    lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
     if probed:
         kid_axis = axes[0, 1]
         epochs = [r["epoch"] for r in probed]

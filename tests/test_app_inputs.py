@@ -1,0 +1,105 @@
+"""Every Generate input reaches the backend as typed and gets a message naming it; the API page lists
+only the page's actions, with named outputs; the checkpoint lists hold generators only."""
+
+import json
+
+import pytest
+from conftest import make_tiny_checkpoint
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from fastdiff.app import ui as app
+from fastdiff.app.backend import Backend
+from fastdiff.bench.app_memory import free_port
+
+GOOD = dict(
+    checkpoint="cifar10-base",
+    class_name="c",
+    sampler="DDIM",
+    steps=3,
+    guidance=2.0,
+    attention=False,
+    stages="1",
+    seed=0,
+    num_images=2,
+    eta=0.0,
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(backend, client) for an app whose checkpoints/ holds a tiny base model (T = 50) and a classifier."""
+    root = tmp_path_factory.mktemp("app")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
+    evaluator = root / "checkpoints" / "evaluator-cifar10"
+    evaluator.mkdir()
+    (evaluator / "model.safetensors").write_bytes(b"")
+    (evaluator / "config.json").write_text(json.dumps({"classifier": {"width": 32}}))
+    backend = Backend(root / "checkpoints", root / "runs", root / "data.zip", root)
+    demo = app.build_app(backend)
+    port = free_port()
+    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
+    demo.close()
+
+
+def generate(client, **changes):
+    return client.predict(*{**GOOD, **changes}.values(), api_name="/generate")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(steps=0), "steps must be between 1 and 50, got 0"),
+        (dict(steps=None), "steps needs a whole number"),
+        (dict(steps=100000), "steps must be between 1 and 50, got 100000"),
+        (dict(steps=2.5), "steps must be a whole number, got 2.5"),
+        (dict(num_images=0), "number of images must be between 1 and 16, got 0"),
+        (dict(num_images=17), "number of images must be between 1 and 16, got 17"),
+        (dict(eta=2), "eta must be between 0 and 1, got 2"),
+        (dict(seed=1.5), "seed must be a whole number, got 1.5"),
+        (dict(seed=-5), "seed must be between 0 and 2147483645 for 2 images, got -5"),
+        (dict(guidance=1e30), "guidance weight must be between 0 and 10, got 1e\\+30"),
+        (dict(guidance=None), "guidance weight must be a number between 0 and 10, got none"),
+        (dict(stages="4"), "Value: .4. .* is not in the list of choices"),  # the radio's own check
+    ],
+)
+def test_each_bad_value_is_named_in_its_message(served, changes, message):
+    _, client = served
+    with pytest.raises(AppError, match=message):
+        generate(client, **changes)
+
+
+def test_stages_are_taken_as_the_api_page_documents_them(served):
+    _, client = served
+    assert generate(client, stages="1")[1].startswith("done: step 3/3")
+
+
+def test_the_api_page_lists_the_page_actions_with_named_outputs_and_free_text_classes(served):
+    _, client = served
+    info = client.view_api(return_format="dict", print_info=False)
+    endpoints = info["named_endpoints"]
+    assert sorted(endpoints) == ["/compare", "/generate", "/learn", "/stop_training", "/train"]
+    assert not info["unnamed_endpoints"]
+    for name, endpoint in endpoints.items():
+        assert all(not r["label"].startswith("value_") for r in endpoint["returns"]), name
+    parameters = {p["parameter_name"]: p for p in endpoints["/generate"]["parameters"]}
+    assert parameters["class_name"]["python_type"]["type"] == "str"
+    assert parameters["stages"]["python_type"]["type"] == "Literal['1', '2', '3']"
+    assert all(p["parameter_has_default"] for p in endpoints["/train"]["parameters"][1:])
+
+
+def test_only_generators_are_offered_as_checkpoints(served):
+    backend, _ = served
+    assert backend.store.names() == ["cifar10-base"]
+
+
+def test_cancel_says_where_the_run_stopped():
+    assert Backend.cancelled("step 41/500 · 3.0 s") == "cancelled at step 41/500 · 3.0 s"
+    assert Backend.cancelled("sampling with `cifar10-base`...") == "cancelled before the first step"
+    assert Backend.cancelled("done: step 3/3") == "done: step 3/3"
+
+
+def test_using_the_last_image_before_any_generation_says_so():
+    picture, caption = Backend.use_last_image(None)
+    assert "No image generated yet" in caption

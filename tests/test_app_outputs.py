@@ -1,0 +1,59 @@
+"""Generate shows the final grid as soon as sampling ends and writes the GIF and MP4 after it; the
+bench row that times both."""
+
+import numpy as np
+import pytest
+from conftest import make_tiny_checkpoint
+from gradio_client import Client
+from PIL import Image
+
+from fastdiff.app import ui as app
+from fastdiff.app.backend import Backend
+from fastdiff.bench.app_memory import free_port
+from fastdiff.bench.runner import time_app_outputs
+from fastdiff.images import save_animation, save_animations
+
+SETTINGS = ("cifar10-base", "a", "DDIM", 6, 2.0, False, "1", 0, 4, 0.0)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
+    demo = app.build_app(Backend(root / "checkpoints", root / "runs", root / "data.zip", root))
+    port = free_port()
+    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
+    demo.close()
+
+
+def names(paths) -> list[str]:
+    return [p.rsplit("/", 1)[1] for p in paths]
+
+
+def test_the_grid_is_shown_before_the_animations_are_written(client):
+    job = client.submit(*SETTINGS, api_name="/generate")
+    _, status, final, downloads = job.result()
+    first_grid = next(output for output in job.outputs() if isinstance(output[2], str))
+    assert names(first_grid[3]) == ["samples.png"] and "writing the GIF and MP4" in first_grid[1]
+    assert status.startswith("done: step 6/6") and "writing" not in status
+    assert names(downloads) == ["samples.png", "denoising.gif", "denoising.mp4"]
+    assert np.array_equal(np.asarray(Image.open(final)), np.asarray(Image.open(first_grid[2])))
+
+
+def test_animations_share_one_palette_and_keep_the_frame_size(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 256, (70, 142, 3), dtype=np.uint8) for i in range(8)]
+    paths, note = save_animations(frames, tmp_path)
+    assert note == "" and names(map(str, paths)) == ["denoising.gif", "denoising.mp4"]
+    gif = Image.open(paths[0])
+    first_duration = gif.info["duration"]
+    gif.seek(7)
+    assert gif.size == (142, 70) and gif.n_frames == 8 and gif.info["duration"] == 3 * first_duration  # held
+    save_animation(frames[:1], tmp_path / "one.gif")
+    assert Image.open(tmp_path / "one.gif").n_frames == 1
+
+
+def test_bench_times_click_to_grid_and_click_to_animation(tmp_path):
+    make_tiny_checkpoint(tmp_path / "base")
+    result = time_app_outputs(tmp_path / "base", 3)
+    assert 0 < result["seconds"] < result["animation_seconds"] and result["nfe"] == "3" and result["trained"]
