@@ -55,7 +55,7 @@ def cascade_stages(args, model, schedule):
 
     if args.steps is not None:
         raise UsageError("with --stages, give step counts per stage with --stage-steps")
-    stages = default_stages(args.stages, model, schedule, args.sampler)
+    stages = default_stages(args.stages, model, schedule, args.sampler, paper=args.paper_stages)
     if args.stage_steps:
         steps = int_list(args.stage_steps)
         if len(steps) != len(stages):
@@ -85,8 +85,8 @@ def cmd_sample(args) -> None:
 
     if not 1 <= args.n <= 1024:
         raise UsageError(f"--n must be between 1 and 1024, got {args.n}")
-    if args.stages is None and (args.stage_steps or args.truncate):
-        raise UsageError("--stage-steps and --truncate need --stages")
+    if args.stages is None and (args.stage_steps or args.truncate or args.paper_stages):
+        raise UsageError("--stage-steps, --truncate and --paper-stages need --stages")
     check_seed(args.seed, args.n)
     check_output(args.out, "--out", image_suffixes())
     if args.gif:
@@ -347,6 +347,11 @@ def build_parser() -> Parser:
         "--truncate",
         default=None,
         help="with --stages: steps run per stage before handing over, all but the last (e.g. 27,19)",
+    )
+    sample.add_argument(
+        "--paper-stages",
+        action="store_true",
+        help="with --stages: the paper's stage fractions instead of the checkpoint's swept settings",
     )
     sample.set_defaults(run=cmd_sample)
 

@@ -39,8 +39,13 @@ class CascadeConfig:
     a checkpoint without one is a plain UNet."""
 
     resolutions: tuple[int, ...] = (8, 16, 32)  # lowest first; each is image_size, image_size / 2 or / 4
-    condition_dropout: float = 0.1  # share of training images whose low-res condition is dropped, so
-    # that any resolution can also start a cascade (1, 2 or 3 stages)
+    # share of training images whose low-res condition is dropped, so that any resolution can also start a
+    # cascade (1, 2 or 3 stages)
+    condition_dropout: float = 0.1
+    # stage settings `bench cascade --sweep` chose for these weights, used instead of the paper's fractions:
+    # sampler -> stage count ("2", "3") -> [first stage's truncation, final stage's steps] as fractions of
+    # the sampler's plain step count
+    swept_stages: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.resolutions = tuple(int(r) for r in self.resolutions)

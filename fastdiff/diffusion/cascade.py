@@ -69,11 +69,18 @@ def narrowed_start(schedule: NoiseSchedule, ratio: float = NARROW_SIGMA) -> int:
 
 
 def default_stages(
-    num_stages: int, model: UNet, schedule: NoiseSchedule, sampler: str = "ddim", num_steps: int | None = None
+    num_stages: int,
+    model: UNet,
+    schedule: NoiseSchedule,
+    sampler: str = "ddim",
+    num_steps: int | None = None,
+    paper: bool = False,
 ) -> list[Stage]:
     """The settings for the model's `num_stages` highest resolutions (1: plain, 2: 16->32, 3: 8->16->32),
-    scaled to num_steps plain steps (default: the sampler's). With ddim (50 plain steps): 8x8 27 of 50
-    steps, 16x16 19 of 35, 32x32 25."""
+    scaled to num_steps plain steps (default: the sampler's): the first stage's truncation and the final
+    stage's steps as the checkpoint's swept settings give them for this sampler and stage count, else (or
+    with paper) as the paper's. With the paper's and ddim (50 plain steps): 8x8 27 of 50 steps, 16x16 19
+    of 35, 32x32 25."""
     resolutions = resolutions_of(model)
     if not 1 <= num_stages <= len(resolutions):
         if len(resolutions) == 1:
@@ -87,17 +94,20 @@ def default_stages(
         )
     base = num_steps or DEFAULT_STEPS[sampler] or schedule.num_timesteps
     narrow = narrowed_start(schedule)
+    cascade = getattr(model, "cascade", None)
+    swept = cascade.swept_stages if cascade is not None and not paper else {}
+    first_fraction, final_fraction = swept.get(sampler, {}).get(str(num_stages), (TRUNCATE_FRACTION, FINAL_FRACTION))
     stages = []
     for i, size in enumerate(resolutions[-num_stages:]):
         if num_stages == 1:
             stages.append(Stage(size, sampler, base))
         elif i == 0:
-            stages.append(Stage(size, sampler, base, max(1, round(base * TRUNCATE_FRACTION))))
+            stages.append(Stage(size, sampler, base, max(1, round(base * first_fraction))))
         elif i + 1 < num_stages:
             steps = min(max(2, round(base * MIDDLE_FRACTION)), narrow + 1)
             stages.append(Stage(size, sampler, steps, max(1, round(steps * TRUNCATE_FRACTION)), narrow))
         else:
-            stages.append(Stage(size, sampler, min(max(1, round(base * FINAL_FRACTION)), narrow + 1), None, narrow))
+            stages.append(Stage(size, sampler, min(max(1, round(base * final_fraction)), narrow + 1), None, narrow))
     return stages
 
 

@@ -54,13 +54,15 @@ def make_plan(
     guidance: float = 2.0,
     eta: float = 0.0,
     stages: int | list[Stage] = 1,
+    paper_stages: bool = False,
 ) -> Plan:
     """Check every setting against the model; raises ValueError with a one-line message. stages: a
-    count (1 = plain sampling) for the default stages scaled to num_steps, or explicit stages."""
+    count (1 = plain sampling) for the default stages scaled to num_steps (the checkpoint's swept
+    settings, or with paper_stages the paper's fractions), or explicit stages."""
     num_steps = check_sampler(sampler, num_steps, eta, schedule.num_timesteps)
     check_guidance(guidance)
     if isinstance(stages, int):
-        stages = default_stages(stages, model, schedule, sampler, num_steps)
+        stages = default_stages(stages, model, schedule, sampler, num_steps, paper_stages)
     check_stages(model, stages, eta, schedule.num_timesteps)
     return Plan(sampler, num_steps, float(guidance), float(eta), list(stages))
 
