@@ -124,6 +124,8 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         label="measured here (wall time includes guidance; effective NFE "
         "counts low-resolution evaluations by their measured cost relative to 32x32)",
         interactive=False,
+        wrap=True,  # long cells wrap, so that every column (quality last) fits a 1280 px window
+        column_widths=["4%", "12%", "9%", "6%", "7%", "6%", "8%", "12%", "8%", "7%", "21%"],
     )
     plot = gr.Plot(label="speed", elem_id="compare-plot")
     checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
