@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import CascadeConfig, ModelConfig
-from .unet import UNet, group_norm
+from .unet import NormActConv, UNet, group_norm
 
 
 def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -61,7 +61,7 @@ class CascadeUNet(UNet):
     def _output_conv(self, channels: int) -> nn.Sequential:
         conv = nn.Conv2d(channels, self.config.image_channels, 3, padding=1)
         nn.init.zeros_(conv.weight)
-        return nn.Sequential(group_norm(channels), nn.SiLU(), conv)
+        return NormActConv(group_norm(channels), nn.SiLU(), conv)
 
     def forward(
         self,

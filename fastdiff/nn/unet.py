@@ -5,6 +5,11 @@ FastDiff paper, section 3 and Figure 1: a residual block at full resolution, two
 skips, an output convolution. Sinusoidal time embedding through an MLP, added in every residual
 block together with a learned class embedding. Optional 4-head self-attention at the bottleneck,
 on the full 2 * n_feat channels (no 1x1 compression). Knows nothing of noise schedules.
+
+The forward pass avoids allocating maps that change nothing in the result: each GroupNorm runs
+together with the SiLU after it (in place when no autograd graph records it, as in sampling), and the
+time embedding and the residual are added in place into the convolution outputs (a convolution's
+backward needs its input and weight, not its output, so that is exact under autograd too).
 """
 
 from __future__ import annotations
@@ -19,16 +24,41 @@ from ..config import ModelConfig
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm that runs in float32 on feature maps smaller than 32x32 and returns the input's dtype.
-    The result is the same as PyTorch's bf16 kernel (which also computes in float32), but that kernel
-    is slow on channels-last maps with few channels per group: on a 2-core Intel Xeon with AMX (torch
-    2.13, batch 32) 3.6 ms at 64x16x16 against 0.5 ms in float32, while at 32x32 it is the faster one.
-    Together a guided forward pass there takes 41 ms instead of 57."""
+    """GroupNorm that runs in float32 on feature maps smaller than 32x32 and returns the input's dtype:
+    the same result as PyTorch's bf16 kernel, which is slow on channels-last maps with few channels per
+    group (docs/performance.md). forward(x, act=True) also applies the SiLU that follows every GroupNorm
+    in this network."""
+
+    def forward(self, x: torch.Tensor, act: bool = False) -> torch.Tensor:
+        small = x.dtype != torch.float32 and x.shape[-1] * x.shape[-2] < 32 * 32
+        h = super().forward(x.float() if small else x)
+        if small:
+            h = h.to(x.dtype)
+        if act:
+            h = F.silu(h, inplace=_no_autograd(h))
+        return h
+
+
+class NormActConv(nn.Sequential):
+    """nn.Sequential(GroupNorm32, SiLU, Conv2d), the same state_dict keys (0.*, 2.*), whose forward runs
+    the norm and the SiLU as one step (GroupNorm32.forward(x, act=True))."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32 or x.shape[-1] * x.shape[-2] >= 32 * 32:
-            return super().forward(x)
-        return super().forward(x.float()).to(x.dtype)
+        norm, _, conv = self
+        return conv(norm(x, act=True))
+
+
+def _no_autograd(*tensors: torch.Tensor) -> bool:
+    """True when no autograd graph records these tensors (inference_mode, no_grad, or nothing that
+    requires grad), so they may be overwritten."""
+    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
+
+
+def _add_(out: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """out + other, written into out (a convolution's fresh output) where the dtypes allow it."""
+    if out.dtype == torch.promote_types(out.dtype, other.dtype):
+        return out.add_(other)
+    return out + other
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -57,10 +87,8 @@ class ResBlock(nn.Module):
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb_proj(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + self.skip(x)
+        h = _add_(self.conv1(self.norm1(x, act=True)), self.emb_proj(emb)[:, :, None, None])
+        return _add_(self.conv2(self.norm2(h, act=True)), self.skip(x))
 
 
 class SelfAttention(nn.Module):
@@ -102,7 +130,7 @@ class UNet(nn.Module):
         self.attention = SelfAttention(2 * n, config.attention_heads) if config.attention else None
         self.dec2 = ResBlock(2 * n + n, n, emb_dim)  # 16x16, after concatenating enc2
         self.dec1 = ResBlock(n + n, n, emb_dim)  # 32x32, after concatenating enc1
-        self.conv_out = nn.Sequential(group_norm(n), nn.SiLU(), nn.Conv2d(n, C, 3, padding=1))
+        self.conv_out = NormActConv(group_norm(n), nn.SiLU(), nn.Conv2d(n, C, 3, padding=1))
         nn.init.zeros_(self.conv_out[-1].weight)
 
     @property
