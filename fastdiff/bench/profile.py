@@ -1,0 +1,86 @@
+"""Where a forward pass spends its time, `python -m fastdiff bench profile`: the shipped base network's
+guided forward pass (batch 32, so 64 images through the network) in the sampling precision, profiled
+with torch.profiler; self time per kind of op, and the achieved FLOP/s as a share of a large matmul's
+in the same precision, on this machine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from ..device import AUTOCAST_DTYPES, autocast, resolve_device, resolve_precision
+from ..report import markdown_table
+from .timing import build, forward_gflops, matmul_peak_gflops
+
+KINDS = {  # op name fragment -> the kind the table reports it as
+    "convolution": "convolution",
+    "group_norm": "GroupNorm",
+    "silu": "SiLU",
+    "add": "add",
+    "copy": "copy / dtype conversion",
+    "to_copy": "copy / dtype conversion",
+    "cat": "cat, linear, upsample",
+    "linear": "cat, linear, upsample",
+    "addmm": "cat, linear, upsample",
+    "upsample": "cat, linear, upsample",
+}
+
+
+def kind_of(op: str) -> str:
+    name = op.removeprefix("aten::")
+    return next((kind for fragment, kind in KINDS.items() if fragment in name), "other")
+
+
+def op_shares(model: torch.nn.Module, batch: int, precision: str, repeats: int = 10) -> dict[str, float]:
+    """Share of self CPU time per kind of op over `repeats` guided forward passes (2 * batch images)."""
+    device = next(model.parameters()).device
+    x = torch.randn(2 * batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    t, labels = torch.full((2 * batch,), 250, device=device), torch.arange(2 * batch, device=device) % 10
+    with torch.inference_mode(), autocast(device, precision):
+        model(x, t, labels)  # warm-up: kernel choice, allocations
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(repeats):
+                model(x, t, labels)
+    totals: dict[str, float] = {}
+    for event in profiler.key_averages():
+        if event.self_cpu_time_total > 0 and event.key.startswith("aten::"):
+            totals[kind_of(event.key)] = totals.get(kind_of(event.key), 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values())
+    return {kind: value / whole for kind, value in sorted(totals.items(), key=lambda item: -item[1])}
+
+
+def seconds_per_forward(model: torch.nn.Module, batch: int, precision: str, repeats: int = 20) -> float:
+    """The fastest of `repeats` guided forward passes, in seconds."""
+    device = next(model.parameters()).device
+    x = torch.randn(2 * batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    t, labels = torch.full((2 * batch,), 250, device=device), torch.arange(2 * batch, device=device) % 10
+    times = []
+    with torch.inference_mode(), autocast(device, precision):
+        model(x, t, labels)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x, t, labels)
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_profile(assets: Path, batch: int = 32) -> str:
+    device = resolve_device()
+    precision = resolve_precision("auto", device)
+    model, _, trained = build("base", Path("checkpoints/cifar10-base"))
+    model = model.to(device, memory_format=torch.channels_last)
+    gflops = forward_gflops(model) * 2 * batch
+    seconds = seconds_per_forward(model, batch, precision)
+    peak = matmul_peak_gflops(device, AUTOCAST_DTYPES.get(precision, torch.float32))
+    shares = op_shares(model, batch, precision)
+    rows = [[kind, f"{100 * share:.0f}%"] for kind, share in shares.items()]
+    weights = "the shipped cifar10-base" if trained else "random weights of cifar10-base's shape"
+    return (
+        f"Guided forward pass of {weights} at batch {batch} ({2 * batch} images), {precision}, channels-last: "
+        f"{1000 * seconds:.1f} ms (fastest of 20), {gflops / seconds:.0f} GFLOP/s, "
+        f"{100 * gflops / seconds / peak:.0f}% of a 2048x2048 {precision} matmul's {peak:.0f} GFLOP/s.\n\n"
+        + markdown_table(["op", "share of self CPU time (10 passes, torch.profiler)"], rows)
+    )
