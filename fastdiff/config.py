@@ -97,6 +97,18 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
 
 
+@dataclass
+class DistillConfig:
+    """A distillation run (train/distill.py): guidance distillation, then halving rounds."""
+
+    steps: int = 4  # DDIM steps of the final student
+    from_steps: int = 32  # DDIM steps of the guidance-distilled student that the first halving starts from
+    prediction: str = "v"  # the students' parameterization (eps, v or x0; v or x0 work at few steps)
+    guidance_max: float = 4.0  # students learn w uniform in [0, guidance_max]
+    guidance_epochs: int = 10  # epochs of the guidance round
+    round_epochs: int = 5  # epochs of each halving round
+
+
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
