@@ -116,13 +116,15 @@ class Distillation:
                 "distilled_steps": round_.student_steps,
             },
         )
+        seed = self.train_config.seed + number
+        torch.manual_seed(seed)  # the new embedding's first layer starts random
         student = UNet(student_config)
         student.load_state_dict(teacher.state_dict(), strict=number > 0)  # the first lacks guidance_mlp
         folder = self.out_dir / round_.name
         train_config = dataclasses.replace(
             self.train_config,
             epochs=self.config.guidance_epochs if round_.teacher_steps is None else self.config.round_epochs,
-            seed=self.train_config.seed + number,
+            seed=seed,
         )
         trainer = Trainer(
             self.dataset,
