@@ -7,9 +7,10 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from .config import PREDICTIONS, CascadeConfig, DiffusionConfig, DistillConfig, ModelConfig, TrainConfig
 from .data import DataError, default_dataset
 from .device import AUTO_PRECISION, PRECISIONS
+from .diffusion.guidance import MAX_GUIDANCE
 from .diffusion.samplers import SAMPLERS
 from .nn.checkpoint import CheckpointError
 
@@ -187,6 +188,17 @@ def cmd_train(args) -> None:
         raise UsageError(str(e)) from e
     is_main = trainer.rank == 0
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", disable=not is_main or args.quiet)
+    trainer.on_event = progress_display(bar, is_main, args.quiet)
+    stop_on_interrupt(bar, trainer)
+    trainer.run()
+    bar.close()
+    if is_main:
+        print(f"checkpoint: {args.out}  loss plot: {plot_run(args.out)}")
+
+
+def progress_display(bar, is_main: bool = True, quiet: bool = False):
+    """A training event handler that advances the progress bar and prints warnings, and unless quiet,
+    epochs and previews."""
 
     def show(event):
         if not is_main:
@@ -194,24 +206,63 @@ def cmd_train(args) -> None:
         if event.kind == "step":
             bar.update()
             bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.data['loss']:.4f}")
-        elif event.kind == "warning" or (event.kind in ("preview", "epoch") and not args.quiet):
+        elif event.kind == "warning" or (event.kind in ("preview", "epoch") and not quiet):
             bar.write(
                 f"{event.kind}: " + str(event.data.get("message") or event.data.get("path") or numbers(event.data))
             )
 
-    trainer.on_event = show
+    return show
+
+
+def stop_on_interrupt(bar, run) -> None:
+    """The first Ctrl-C ends the run (a Trainer or a Distillation) after its step, with a checkpoint;
+    a second one kills it."""
     signal.signal(
         signal.SIGINT,
         lambda *_: (
             bar.write("stopping after this step..."),
-            trainer.request_stop(),
+            run.request_stop(),
             signal.signal(signal.SIGINT, signal.SIG_DFL),
         ),
     )
-    trainer.run()
+
+
+def cmd_distill(args) -> None:
+    from tqdm import tqdm
+
+    from .data import load_dataset
+    from .device import resolve_device
+    from .nn.checkpoint import read_config
+    from .train.distill import Distillation, plot_rounds
+
+    if args.guidance_epochs < 1 or args.round_epochs < 1 or args.batch_size < 1 or not args.lr > 0:
+        raise UsageError("--guidance-epochs, --round-epochs, --batch-size and --lr must be positive")
+    if not 2 <= args.guidance_max <= MAX_GUIDANCE:
+        raise UsageError(
+            f"--guidance-max must be between 2 (the default w) and {MAX_GUIDANCE:g}, got {args.guidance_max:g}"
+        )
+    device = resolve_device(args.device)
+    config = DistillConfig(
+        args.steps, args.from_steps, args.prediction, args.guidance_max, args.guidance_epochs, args.round_epochs
+    )
+    train_config = TrainConfig(
+        batch_size=args.batch_size,
+        lr=args.lr,
+        precision=args.precision,
+        seed=args.seed,
+        ema_decay=args.ema_decay,
+        preview_every=args.preview_every,
+    )
+    teacher_config = read_config(args.teacher)[0]
+    dataset = load_dataset(args.data, "train", teacher_config.image_size, teacher_config.image_channels)
+    distillation = Distillation(args.teacher, args.out, dataset, config, train_config, device, args.resume)
+    bar = tqdm(unit="step", disable=args.quiet)
+    distillation.on_event = progress_display(bar, quiet=args.quiet)
+    stop_on_interrupt(bar, distillation)
+    finished = distillation.run()
     bar.close()
-    if is_main:
-        print(f"checkpoint: {args.out}  loss plot: {plot_run(args.out)}")
+    state = "student" if finished else "stopped; continue with --resume. Latest finished round's student"
+    print(f"{state}: {args.out}  loss plot: {plot_rounds(args.out)}")
 
 
 def cmd_bench(args) -> None:
@@ -399,6 +450,38 @@ def build_parser() -> Parser:
         "--cascade or --attention adds",
     )
     train.set_defaults(run=cmd_train)
+
+    distill = commands.add_parser(
+        "distill",
+        parents=[device],
+        help="distill a checkpoint into a few-step student that applies guidance in one forward pass",
+    )
+    distill.add_argument("--teacher", type=Path, default=Path("checkpoints/cifar10-base"), help="checkpoint folder")
+    distill.add_argument("--out", type=Path, required=True, help="run folder (rounds, logs, the student)")
+    distill.add_argument(
+        "--data", default=default_dataset(), help="training images (default $FASTDIFF_DATA, else cifar10)"
+    )
+    distilled = DistillConfig()
+    distill.add_argument("--steps", type=int, default=distilled.steps, help="DDIM steps of the final student")
+    distill.add_argument(
+        "--from-steps",
+        type=int,
+        default=distilled.from_steps,
+        help="DDIM steps the first halving round starts from (a power-of-two multiple of --steps)",
+    )
+    distill.add_argument("--prediction", default=distilled.prediction, choices=PREDICTIONS)
+    distill.add_argument(
+        "--guidance-max", type=float, default=distilled.guidance_max, help="students learn w in [0, this]"
+    )
+    distill.add_argument("--guidance-epochs", type=int, default=distilled.guidance_epochs)
+    distill.add_argument("--round-epochs", type=int, default=distilled.round_epochs, help="epochs of each halving")
+    distill.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    distill.add_argument("--lr", type=float, default=defaults.lr)
+    distill.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+    distill.add_argument("--preview-every", type=int, default=0, help="epochs (0 = never)")
+    distill.add_argument("--seed", type=int, default=defaults.seed)
+    distill.add_argument("--resume", action="store_true", help="continue the run in --out")
+    distill.set_defaults(run=cmd_distill)
 
     app = commands.add_parser(
         "app",

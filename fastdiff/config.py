@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+PREDICTIONS = ("eps", "v", "x0")  # network parameterizations (see diffusion/schedule.py)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -20,9 +21,22 @@ class ModelConfig:
     attention: bool = False  # one 4-head self-attention layer at the 8x8 bottleneck
     attention_heads: int = 4  # heads of that layer
     class_names: tuple[str, ...] = CIFAR10_CLASSES  # label index -> human name (len == num_classes)
+    prediction: str = "eps"  # what the network outputs: "eps" (the noise), "v" (Salimans & Ho 2022) or "x0"
+    guidance_embedding: bool = False  # the guidance weight w is an input (a guidance-distilled student:
+    # one forward pass per step instead of conditional + unconditional)
+    guidance_range: tuple[float, float] = (0.0, 4.0)  # with guidance_embedding: the w it was trained for
+    distilled_steps: int = 0  # a step-distilled model's DDIM step count (its default); 0 = not step-distilled
 
     def __post_init__(self):
         self.class_names = tuple(self.class_names)
+        self.guidance_range = tuple(float(w) for w in self.guidance_range)
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {self.prediction!r}: use one of {', '.join(PREDICTIONS)}")
+        low, high = self.guidance_range
+        if not 0 <= low < high:
+            raise ValueError(f"guidance_range must be two increasing weights >= 0, got {self.guidance_range}")
+        if self.distilled_steps < 0:
+            raise ValueError(f"distilled_steps must be 0 or a step count, got {self.distilled_steps}")
         if self.image_size % 4:
             raise ValueError(f"image_size must be divisible by 4, got {self.image_size}")
         if self.num_classes and len(self.class_names) != self.num_classes:
@@ -86,6 +100,18 @@ class TrainConfig:
     preview_every: int = 5  # epochs between denoising previews (0 = never)
     eval_every: int = 0  # epochs between quality probes (class accuracy, KID) in the log (0 = never)
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+
+
+@dataclass
+class DistillConfig:
+    """A distillation run (train/distill.py): guidance distillation, then halving rounds."""
+
+    steps: int = 4  # DDIM steps of the final student
+    from_steps: int = 32  # DDIM steps of the guidance-distilled student that the first halving starts from
+    prediction: str = "v"  # the students' parameterization (eps, v or x0; v or x0 work at few steps)
+    guidance_max: float = 4.0  # students learn w uniform in [0, guidance_max]
+    guidance_epochs: int = 10  # epochs of the guidance round
+    round_epochs: int = 5  # epochs of each halving round
 
 
 def to_dict(config) -> dict:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..device import peak_resident_mb
-from ..nn.checkpoint import ATTENTION, BASE, CASCADE, SHIPPED
+from ..nn.checkpoint import ATTENTION, BASE, CASCADE
 
 REQUESTS = {  # shipped checkpoint -> (attention variant, cascade stages) of its Generate request
     BASE: (False, "1"),
@@ -51,7 +51,7 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
     )
     try:
         client = connect(f"http://127.0.0.1:{port}/", server)
-        generated = [name for name in SHIPPED if (Path(checkpoints) / name / "model.safetensors").exists()]
+        generated = [name for name in REQUESTS if (Path(checkpoints) / name / "model.safetensors").exists()]
         for name in generated:
             attention, stages = REQUESTS[name]
             client.predict(

@@ -23,7 +23,7 @@ from ..eval.cost import effective_nfe, format_nfe, measure_step_latency, stage_n
 from ..eval.records import read_eval, recorded_quality
 from ..images import grid, save_animations, save_png
 from ..nn.baseline import BaselineUNet
-from ..nn.checkpoint import CASCADE
+from ..nn.checkpoint import CASCADE, DISTILLED
 from ..report import machine, markdown_table
 from ..train.trainer import Trainer
 from .profile import bench_profile
@@ -189,6 +189,7 @@ SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (N
     ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 10, None),
 ]
 CASCADE_CONFIGS = [(stages, sampler) for stages in (2, 3) for sampler in ("ddim", "dpm++")]  # default stages
+DISTILLED_STEPS = (4, 8)  # DDIM steps of the distilled student's rows (one forward pass per step)
 
 
 @dataclass
@@ -204,8 +205,11 @@ class SampleJob:
     kind: str | None = None  # the network, for the FLOP/s share (None: not computed)
 
 
-def sample_jobs(cascade: Path = Path("checkpoints") / CASCADE) -> list[SampleJob]:
-    """The rows of the sampling table; the cascade's rows when its checkpoint exists."""
+def sample_jobs(
+    cascade: Path = Path("checkpoints") / CASCADE, distilled: Path = Path("checkpoints") / DISTILLED
+) -> list[SampleJob]:
+    """The rows of the sampling table; the cascade's and the distilled student's rows when their
+    checkpoints exist."""
     jobs = []
     for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
         jobs.append(
@@ -251,6 +255,18 @@ def sample_jobs(cascade: Path = Path("checkpoints") / CASCADE) -> list[SampleJob
                     (sampler, DEFAULT_STEPS[sampler], GUIDANCE, stages),
                     time_cascade_sampling,
                     (cascade, sampler, stages),
+                )
+            )
+    if (distilled / "model.safetensors").exists():
+        for steps in DISTILLED_STEPS:
+            jobs.append(
+                SampleJob(
+                    "FastDiff distilled, guidance in one pass",
+                    f"DDIM-{steps}",
+                    str(distilled),
+                    ("ddim", steps, GUIDANCE, 1),
+                    time_sampling,
+                    ("base", distilled, "ddim", steps, None),
                 )
             )
     return jobs

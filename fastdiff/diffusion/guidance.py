@@ -3,7 +3,10 @@
 
     eps = (1 + w) * eps(x_t, t, c) - w * eps(x_t, t, null)
 
-Both branches run in one batched forward pass; w = 0 skips the unconditional branch. On CUDA the
+Both branches run in one batched forward pass; w = 0 skips the unconditional branch. A
+guidance-distilled network (config.guidance_embedding, Meng et al. 2023) takes w as an input and gives
+the guided prediction in one pass of the plain batch. The combination is affine with weights summing
+to 1, so it holds for a v- or x0-predicting network's output as it does for eps. On CUDA the
 guided forward is replayed from a CUDA graph (`guided_denoiser`): a small U-Net at grid batch sizes
 spends more time launching its kernels than running them, and a replay launches them all at once.
 """
@@ -20,14 +23,33 @@ from ..nn.unet import UNet
 MAX_GUIDANCE = 10.0  # far above the paper's w = 2; larger weights push eps out of range and samples saturate
 
 
-def check_guidance(guidance: float) -> None:
-    """Raise ValueError with a one-line message unless 0 <= w <= MAX_GUIDANCE."""
+def check_guidance(guidance: float, model: UNet | None = None) -> None:
+    """Raise ValueError with a one-line message unless 0 <= w <= MAX_GUIDANCE, and for a
+    guidance-distilled model, unless w is in the range it was trained for."""
     if not math.isfinite(guidance) or not 0 <= guidance <= MAX_GUIDANCE:
         raise ValueError(f"guidance weight must be between 0 and {MAX_GUIDANCE:g}, got {guidance:g}")
+    if model is not None and model.config.guidance_embedding:
+        low, high = model.config.guidance_range
+        if not low <= guidance <= high:
+            raise ValueError(f"this checkpoint was distilled for guidance {low:g} to {high:g}, got {guidance:g}")
 
 
-def combine(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
+def combine(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float | torch.Tensor) -> torch.Tensor:
     return (1 + w) * eps_cond - w * eps_uncond
+
+
+def guided_output(
+    model: UNet, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor, w: float | torch.Tensor
+) -> torch.Tensor:
+    """The guided prediction for labels (B,) and weight w (a float, or per image (B,)): one pass with w
+    as input for a guidance-distilled model, else the conditional and unconditional branches batched."""
+    if model.config.guidance_embedding:
+        weights = w if torch.is_tensor(w) else torch.full(t.shape, float(w), device=t.device)
+        return model(x_t, t, class_labels, guidance=weights)
+    null_labels = torch.full_like(class_labels, model.null_class)
+    output = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([class_labels, null_labels]))
+    output_cond, output_uncond = output.chunk(2)
+    return combine(output_cond, output_uncond, w.view(-1, 1, 1, 1) if torch.is_tensor(w) else w)
 
 
 class GuidedDenoiser:
@@ -42,20 +64,14 @@ class GuidedDenoiser:
             self.class_labels, self.guidance = None, 0.0
         else:
             self.class_labels = class_labels.to(self.device)
-            self.null_labels = torch.full_like(self.class_labels, model.null_class)
 
-    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device, self.precision):
-            return self.model(x_t, t, labels).float()
-
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.guidance == 0:
-            return self._eps(x_t, t, self.class_labels)
-        eps = self._eps(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.class_labels, self.null_labels]))
-        eps_cond, eps_uncond = eps.chunk(2)
-        return combine(eps_cond, eps_uncond, self.guidance)
+            if self.guidance == 0:
+                return self.model(x_t, t, self.class_labels).float()
+            return guided_output(self.model, x_t, t, self.class_labels, self.guidance).float()
 
 
 class CUDAGraphDenoiser:

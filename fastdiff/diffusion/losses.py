@@ -31,14 +31,25 @@ def diffusion_loss(
     """Ho et al. 2020, Algorithm 1: MSE between the noise and its prediction at a uniform t, with
     labels replaced by the null class at rate label_dropout (classifier-free guidance training).
     model_kwargs (a cascade's `condition`) go to the network unchanged."""
-    device = x0.device
-    n = x0.shape[0]
-    t = torch.randint(0, schedule.num_timesteps, (n,), generator=generator, device=device)
-    noise = torch.randn(x0.shape, generator=generator, device=device)
-    drop = torch.rand(n, generator=generator, device=device) < label_dropout
-    labels = torch.where(drop, torch.full_like(labels, unwrap(model).config.num_classes), labels)
-    x_t = schedule.q_sample(x0, t, noise)
+    t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
+    x_t, noise, labels = noisy_batch(schedule, x0, t, labels, generator, label_dropout, unwrap(model).null_class)
     return F.mse_loss(model(x_t, t, labels, **model_kwargs).float(), noise)
+
+
+def noisy_batch(
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    label_dropout: float,
+    null_class: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training input at timesteps t: (x_t, its noise, labels with a share label_dropout replaced
+    by the null class)."""
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    drop = torch.rand(x0.shape[0], generator=generator, device=x0.device) < label_dropout
+    return schedule.q_sample(x0, t, noise), noise, torch.where(drop, torch.full_like(labels, null_class), labels)
 
 
 def noisy_condition(

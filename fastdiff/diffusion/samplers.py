@@ -1,11 +1,11 @@
 """Reverse-process samplers as generators: each yields a `Step` after every model evaluation (so a UI
 can stream frames and a CLI can draw a progress bar); the last step's x_t is the final image.
 
-A sampler takes a `denoiser(x_t, t) -> eps` (guidance already applied, see guidance.py), the noise
-schedule, the starting noise x_T and a step count; optionally `t_start`, the timestep x_T stands at
-(default T-1, pure noise), for the narrower noise range of a cascade's conditioned stages. All
-arithmetic is float32; coefficients are Python floats computed once, so the loop has no host-device
-synchronisation.
+A sampler takes a `denoiser(x_t, t) -> output` (guidance already applied, see guidance.py; the output
+is what the network predicts: eps unless `prediction` says "v" or "x0"), the noise schedule, the
+starting noise x_T and a step count; optionally `t_start`, the timestep x_T stands at (default T-1),
+for the narrower noise range of a cascade's conditioned stages. All arithmetic is float32;
+coefficients are Python floats computed once, so the loop has no host-device synchronisation.
 """
 
 from __future__ import annotations
@@ -62,17 +62,11 @@ def timestep_grid(num_timesteps: int, num_steps: int, t_start: int | None = None
 
 
 def _predict(
-    denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: int, clip_x0: bool
+    denoiser: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, t: int, clip_x0: bool, prediction: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's eps and the x0 it implies; with clip_x0, x0 is clamped to the data range [-1, 1]
-    and eps recomputed to match."""
+    """The eps and x0 the model's output implies (schedule.eps_and_x0), x0 clipped with clip_x0."""
     t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-    eps = denoiser(x, t_batch)
-    x0 = schedule.predict_x0(x, t_batch, eps)
-    if clip_x0:
-        x0 = x0.clamp(-1, 1)
-        eps = schedule.predict_eps(x, t_batch, x0)
-    return eps, x0
+    return schedule.eps_and_x0(denoiser(x, t_batch), x, t_batch, prediction, clip_x0)
 
 
 def ddpm(
@@ -84,6 +78,7 @@ def ddpm(
     rng: ImageRNG,
     clip_x0: bool = True,
     t_start: int | None = None,
+    prediction: str = "eps",
     **_,
 ) -> SamplerSteps:
     """Ancestral sampling (Ho et al. 2020, Algorithm 2) with sigma_t^2 = beta_t.
@@ -96,7 +91,7 @@ def ddpm(
     timesteps = timestep_grid(schedule.num_timesteps, num_steps or first + 1, t_start)  # default: every step
     x = x_T
     for i, t in enumerate(timesteps):
-        _, x0 = _predict(denoiser, schedule, x, t, clip_x0)
+        _, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
         if i + 1 == len(timesteps):
             x = x0
         else:
@@ -120,6 +115,7 @@ def ddim(
     rng: ImageRNG | None = None,
     clip_x0: bool = True,
     t_start: int | None = None,
+    prediction: str = "eps",
     **_,
 ) -> SamplerSteps:
     """DDIM (Song et al. 2021, eq. 12); eta = 0 is deterministic, eta = 1 is ancestral-like."""
@@ -131,7 +127,7 @@ def ddim(
     timesteps = timestep_grid(schedule.num_timesteps, num_steps, t_start)
     x = x_T
     for i, t in enumerate(timesteps):
-        eps, x0 = _predict(denoiser, schedule, x, t, clip_x0)
+        eps, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
         ab_t = alpha_bar[t]
         ab_prev = alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
         # eq. 16: sigma = eta * sqrt((1 - ab_prev) / (1 - ab_t)) * sqrt(1 - ab_t / ab_prev)
@@ -150,6 +146,7 @@ def dpm_solver_pp(
     *,
     clip_x0: bool = True,
     t_start: int | None = None,
+    prediction: str = "eps",
     **_,
 ) -> SamplerSteps:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
@@ -162,7 +159,7 @@ def dpm_solver_pp(
     lam = [math.log(a / s) for a, s in zip(alpha, sigma)]
     x, x0_prev, h_prev = x_T, None, None
     for i, t in enumerate(timesteps):
-        _, x0 = _predict(denoiser, schedule, x, t, clip_x0)
+        _, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
         if i + 1 == len(timesteps):
             x = x0
         else:

@@ -58,9 +58,12 @@ def make_plan(
 ) -> Plan:
     """Check every setting against the model; raises ValueError with a one-line message. stages: a
     count (1 = plain sampling) for the default stages scaled to num_steps (the checkpoint's swept
-    settings, or with paper_stages the paper's fractions), or explicit stages."""
+    settings, or with paper_stages the paper's fractions), or explicit stages. A step-distilled model's
+    default step count is the one it was distilled for."""
+    if num_steps is None and model.config.distilled_steps:
+        num_steps = model.config.distilled_steps
     num_steps = check_sampler(sampler, num_steps, eta, schedule.num_timesteps)
-    check_guidance(guidance)
+    check_guidance(guidance, model)
     if isinstance(stages, int):
         stages = default_stages(stages, model, schedule, sampler, num_steps, paper_stages)
     check_stages(model, stages, eta, schedule.num_timesteps)
@@ -89,7 +92,14 @@ def sample_steps(
         network = model if condition is None else Conditioned(model, condition)
         denoiser = guided_denoiser(network, class_labels, plan.guidance, precision, cuda_graph)
         steps = SAMPLERS[stage.sampler](
-            denoiser, schedule, x_T, stage.num_steps, eta=plan.eta, rng=rng, t_start=stage.t_start
+            denoiser,
+            schedule,
+            x_T,
+            stage.num_steps,
+            eta=plan.eta,
+            rng=rng,
+            t_start=stage.t_start,
+            prediction=model.config.prediction,
         )
         for stage_index, step in zip(range(stage.nfe), steps):  # stops at the truncation point
             yield RunStep(index, total, step.t, step.x_t, step.x0, number, stage.resolution, stage_index, stage.nfe)

@@ -1,4 +1,6 @@
-"""The DDPM forward (noising) process: betas, alpha_bar, q(x_t | x_0) and eps <-> x0 conversions.
+"""The DDPM forward (noising) process: betas, alpha_bar, q(x_t | x_0) and the conversions between
+the network parameterizations eps, x0 and v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0 (Salimans &
+Ho 2022, section 4 and appendix D).
 
 Ho et al. 2020, eq. 4: q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
 Timesteps are 0-based: index t in [0, T) holds beta_{t+1} of the paper. Knows nothing of networks.
@@ -61,3 +63,31 @@ class NoiseSchedule:
         """Invert q_sample for the noise given the (predicted) clean image."""
         alpha_bar = self._at(self.alpha_bar, t)
         return (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
+
+    def eps_and_x0(
+        self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: str, clip_x0: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eps and x0 a network output implies, whatever it predicts (every sampler goes through
+        here); with clip_x0, x0 is clamped to the data range [-1, 1] and eps recomputed to match."""
+        if prediction == "eps":
+            eps, x0 = output, self.predict_x0(x_t, t, output)
+        elif prediction == "x0":
+            eps, x0 = self.predict_eps(x_t, t, output), output
+        elif prediction == "v":  # with alpha^2 + sigma^2 = 1: x0 = alpha x_t - sigma v, eps = sigma x_t + alpha v
+            alpha, sigma = self._at(self.alpha_bar, t).sqrt(), (1 - self._at(self.alpha_bar, t)).sqrt()
+            eps, x0 = sigma * x_t + alpha * output, alpha * x_t - sigma * output
+        else:
+            raise ValueError(f"unknown prediction {prediction!r}")
+        if clip_x0:
+            x0 = x0.clamp(-1, 1)
+            eps = self.predict_eps(x_t, t, x0)
+        return eps, x0
+
+    def prediction_target(self, eps: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+        """The output a network of this parameterization should give for (eps, x0): eps_and_x0 inverted."""
+        if prediction == "eps":
+            return eps
+        if prediction == "x0":
+            return x0
+        alpha_bar = self._at(self.alpha_bar, t)
+        return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0

@@ -22,6 +22,10 @@ class BaselineConfig:
     image_channels: int = 3
     image_size: int = 32
     num_classes: int = 10
+    # As ModelConfig's, for the samplers: an eps network without a guidance input.
+    prediction: str = "eps"
+    guidance_embedding: bool = False
+    distilled_steps: int = 0
 
 
 class BaselineUNet(nn.Module):

@@ -20,8 +20,13 @@ from .unet import UNet
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 # The checkpoints shipped in checkpoints/: folder name -> what it is.
-BASE, ATTENTION, CASCADE = "cifar10-base", "cifar10-attn", "cifar10-cascade"
-SHIPPED = {BASE: "base model", ATTENTION: "attention variant", CASCADE: "cascade (2-3 stages)"}
+BASE, ATTENTION, CASCADE, DISTILLED = "cifar10-base", "cifar10-attn", "cifar10-cascade", "cifar10-distilled"
+SHIPPED = {
+    BASE: "base model",
+    ATTENTION: "attention variant",
+    CASCADE: "cascade (2-3 stages)",
+    DISTILLED: "distilled (4 DDIM steps, guidance in one pass)",
+}
 
 
 class CheckpointError(Exception):

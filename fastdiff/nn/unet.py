@@ -65,6 +65,9 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return GroupNorm32(math.gcd(32, channels), channels)
 
 
+GUIDANCE_SCALE = 100.0  # w is embedded as the timestep 100 w, so that 0 <= w <= 5 spans the range of t
+
+
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Transformer position encoding of the timestep (Vaswani et al. 2017): (B,) -> (B, dim)."""
     half = dim // 2
@@ -120,6 +123,11 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(n, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # Index num_classes is the null class of classifier-free guidance.
         self.class_embedding = nn.Embedding(config.num_classes + 1, emb_dim) if config.num_classes else None
+        self.guidance_mlp = None
+        if config.guidance_embedding:  # sinusoidal of w, like the timestep's; zero at init (no effect)
+            self.guidance_mlp = nn.Sequential(nn.Linear(n, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            nn.init.zeros_(self.guidance_mlp[-1].weight)
+            nn.init.zeros_(self.guidance_mlp[-1].bias)
         self.conv_in = nn.Conv2d(C, n, 3, padding=1)
         self.enc1 = ResBlock(n, n, emb_dim)  # 32x32
         self.down1 = nn.Conv2d(n, n, 3, stride=2, padding=1)  # 32 -> 16
@@ -137,17 +145,29 @@ class UNet(nn.Module):
     def null_class(self) -> int:
         return self.config.num_classes
 
-    def embed(self, t: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+    def embed(
+        self, t: torch.Tensor, class_labels: torch.Tensor | None, guidance: torch.Tensor | None = None
+    ) -> torch.Tensor:
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.n_feat))
         if self.class_embedding is not None:
             if class_labels is None:
                 class_labels = torch.full_like(t, self.null_class, dtype=torch.long)
             emb = emb + self.class_embedding(class_labels)
+        if self.guidance_mlp is not None:
+            w = torch.zeros_like(t, dtype=torch.float) if guidance is None else guidance
+            emb = emb + self.guidance_mlp(sinusoidal_embedding(w * GUIDANCE_SCALE, self.config.n_feat))
         return emb
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """x_t: (B, C, H, W) noisy images; t: (B,) timesteps; class_labels: (B,) or None -> eps."""
-        emb = self.embed(t, class_labels)
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
+        guidance: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x_t: (B, C, H, W) noisy images; t: (B,) timesteps; class_labels: (B,) or None; guidance: (B,)
+        weights w for a guidance_embedding model (None: w = 0) -> eps (or v or x0: config.prediction)."""
+        emb = self.embed(t, class_labels, guidance)
         return self.conv_out(self.body(self.conv_in(x_t), emb))
 
     def body(self, h: torch.Tensor, emb: torch.Tensor, depth: int = 0) -> torch.Tensor:
