@@ -20,6 +20,7 @@ from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
+from ..diffusion.trajectory import Trajectory
 from ..images import grid, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
@@ -80,21 +81,23 @@ class Backend:
     # -- Generate ------------------------------------------------------------------------------------
 
     def generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta):
-        """Yield (live frame, status, final grid, download paths, first image) while sampling."""
+        """Yield (live frame, status, final grid, download paths, first image, run kept for replay) while
+        sampling."""
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
             name = self.store.resolve(checkpoint, bool(attention), num_stages)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
         animation, progress = [], None
-        yield None, f"sampling with `{name}`...", None, None, gr.skip()
-        for progress in stream(loaded, request, self.precision, animation):
+        trajectory = Trajectory(loaded.schedule, len(request.plan.stages))
+        yield None, f"sampling with `{name}`...", None, None, gr.skip(), gr.skip()
+        for progress in stream(loaded, request, self.precision, animation, trajectory):
             stage = f"{progress.stage} · " if progress.stage else ""
             status = (
                 f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
                 f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
             )
-            yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
+            yield progress.picture, status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         images = progress.step.x_t
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
@@ -105,6 +108,7 @@ class Backend:
                 grid(images, scale=4),
                 [str(p) for p in paths],
                 to_uint8(images[:1])[0],
+                trajectory,
             )
 
     # -- Compare -------------------------------------------------------------------------------------
