@@ -1,20 +1,28 @@
 """The classroom views: replaying a finished run, the forward process as a strip and sweeping one
 setting; through gradio_client on tiny checkpoints, and the pieces on their own."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import test_app
 import torch
+from conftest import make_tiny_checkpoint
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 from test_app import generate
 
+from fastdiff.app.backend import Backend
+from fastdiff.app.classroom import Classroom
 from fastdiff.app.forward_strip import RECOGNISABLE_SNR, forward_strip, recognisable_t, snr_spaced_timesteps
+from fastdiff.app.quality_cost import from_sweep_table
 from fastdiff.config import DiffusionConfig
 from fastdiff.diffusion.sampling import make_plan, sample_steps
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.diffusion.trajectory import Trajectory
+from fastdiff.eval.records import configuration_label
 from fastdiff.nn.checkpoint import load_model
 
 served = test_app.served  # the app on tiny checkpoints (started again for this module)
@@ -117,3 +125,21 @@ def test_forward_strip_spaces_timesteps_by_log_snr():
     picture, caption = forward_strip(np.full((40, 50, 3), 200, np.uint8), schedule)
     assert picture.shape == (4 * (32 + 2 * 2), 4 * (9 * 34 + 2), 3)
     assert caption.startswith("x_0, then t = 0 (SNR ")
+
+
+def test_quality_cost_reads_the_sweep_table_and_rings_the_compared_configurations(tmp_path):
+    points = from_sweep_table((Path(__file__).parents[1] / "assets" / "quality.md").read_text())
+    by_label = {configuration_label(*p.configuration): p for p in points}
+    assert by_label["DDPM-500, w=2"].nfe == 500 and by_label["DDIM-50, w=0"].class_accuracy < 0.5
+    assert by_label["DDIM-50, w=2, 3 stages"].nfe == 27 + 19 + 25
+    folder = make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    record = dict(sampler="dpm++", steps=10, guidance=2.0, stages=1, class_accuracy=0.5, kid=0.9, images_per_s=4.0)
+    (folder / "eval.json").write_text(json.dumps({**record, "nfe": {"32": 10}}))
+    classroom = Classroom(Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "shared.zip", tmp_path))
+    table = [["DPM-Solver++", 10, 2.0, "base", 1], ["DDIM", 50, 2.0, "base", 1], ["Euler", 5, 2.0, "base", 1]]
+    figure, note = classroom.quality_cost("cifar10-base", table)
+    accuracy_by_nfe = figure.axes[0]
+    assert accuracy_by_nfe.collections[0].get_offsets().tolist() == [[10, 0.5]]  # the one recorded point
+    assert accuracy_by_nfe.collections[1].get_offsets().tolist() == [[10, 0.5]]  # ringed: it is in the table
+    assert "not measured: DDIM-50, w=2" in figure.get_suptitle()
+    assert note == "configuration 3 not marked: unknown sampler 'Euler'"

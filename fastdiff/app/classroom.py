@@ -8,9 +8,14 @@ import gradio as gr
 
 from ..diffusion.trajectory import Trajectory
 from .backend import NO_PICTURE, Backend, user_errors
+from .compare import VARIANTS, configurations, number
 from .forward_strip import forward_strip
+from .generate import SAMPLER_LABELS, whole_number
+from .quality_cost import quality_cost_figure, recorded_points
 from .scrub import check_position, step_caption, step_view, strip
 from .sweep import DEFAULT_VALUES, make_points, run_points
+
+SWEEP_TABLE = "assets/quality.md"  # the quality sweep's table, relative to the app folder
 
 
 class Classroom:
@@ -71,3 +76,27 @@ class Classroom:
         for picture, label in run_points(loaded, points, self.backend.precision):
             gallery.append((picture, label))
             yield gallery, f"{len(gallery)}/{len(points)} · {setting} swept on seed {int(seed)}"
+
+    # -- quality against cost ------------------------------------------------------------------------
+
+    def quality_cost(self, checkpoint, table):
+        """(plot of the recorded quality against cost with the table's configurations marked, note on
+        rows that could not be marked)."""
+        store, marked, problems = self.backend.store, [], []
+        try:
+            rows = configurations(table)
+        except ValueError as e:
+            rows, problems = [], [str(e)]
+        for index, (sampler, steps, guidance, variant, stages) in enumerate(rows, 1):
+            try:
+                if sampler not in SAMPLER_LABELS:
+                    raise ValueError(f"unknown sampler {sampler!r}")
+                num_stages = whole_number(number(stages, "stages"), "stages")
+                name = store.resolve(checkpoint, VARIANTS[variant], num_stages)
+                steps = whole_number(number(steps, "steps"), "steps")
+                marked.append((name, (SAMPLER_LABELS[sampler], steps, number(guidance, "guidance"), num_stages)))
+            except ValueError as e:
+                problems.append(f"configuration {index} not marked: {e}")
+        records = {name: store.evaluation(name) for name in store.names()}
+        points = recorded_points(records, self.backend.app_root / SWEEP_TABLE)
+        return quality_cost_figure(points, marked), "\n\n".join(problems)

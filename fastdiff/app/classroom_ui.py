@@ -58,7 +58,9 @@ def forward_panel(classroom: Classroom, picture: gr.Image, checkpoint: gr.Dropdo
     )
     caption = gr.Markdown()
     for event in (picture.change, checkpoint.change):
-        event(classroom.forward, [picture, checkpoint], [strip, caption], show_progress="hidden", api_name=False)
+        event(
+            classroom.forward, [picture, checkpoint], [strip, caption], show_progress="hidden", api_visibility="private"
+        )
 
 
 def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | None, **queue) -> dict:
@@ -89,3 +91,13 @@ def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | 
         **queue,
     )
     return {"checkpoint": checkpoint, "class_name": class_name}
+
+
+def quality_cost_panel(classroom: Classroom, checkpoint: gr.Dropdown, table: gr.Dataframe, demo: gr.Blocks) -> None:
+    """The recorded quality against cost, with the Compare table's configurations marked."""
+    plot = gr.Plot(label="recorded quality against cost (from eval.json and the quality sweep)", elem_id="quality-cost")
+    note = gr.Markdown()
+    for event in (checkpoint.change, table.change, demo.load):
+        event(
+            classroom.quality_cost, [checkpoint, table], [plot, note], show_progress="hidden", api_visibility="private"
+        )

@@ -16,7 +16,7 @@ from ..data import default_dataset
 from ..diffusion.schedule import NoiseSchedule
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .classroom import Classroom
-from .classroom_ui import forward_panel, scrub_panel, sweep_tab
+from .classroom_ui import forward_panel, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .forward_strip import recognisable_t
 from .generate import MAX_IMAGES, SAMPLER_LABELS
@@ -142,7 +142,7 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         concurrency_limit=SAMPLING_LIMIT,
         concurrency_id="sampling",
     )
-    return {"checkpoint": checkpoint, "class_name": class_name}
+    return {"checkpoint": checkpoint, "class_name": class_name, "table": table}
 
 
 def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
@@ -241,6 +241,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             scrub_panel(classroom, generate["trajectory"], generate["event"])
         with gr.Tab("Compare"):
             compare = compare_tab(backend, names, default)
+            quality_cost_panel(classroom, compare["checkpoint"], compare["table"], demo)
         with gr.Tab("Sweep"):
             sweep = sweep_tab(classroom, names, default, concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
         with gr.Tab("Train"):
