@@ -4,6 +4,9 @@ failures become a one-line message in the page, as in Backend."""
 
 from __future__ import annotations
 
+import math
+import time
+
 import gradio as gr
 
 from ..diffusion.trajectory import Trajectory
@@ -11,10 +14,12 @@ from .backend import NO_PICTURE, Backend, user_errors
 from .compare import VARIANTS, configurations, number
 from .forward_strip import forward_strip
 from .generate import SAMPLER_LABELS, whole_number
+from .lab2d import animation, field_figure, train_lab, training_figure
 from .quality_cost import quality_cost_figure, recorded_points
 from .scrub import check_position, step_caption, step_view, strip
 from .sweep import DEFAULT_VALUES, make_points, run_points
 
+PLOT_INTERVAL = 1.0  # seconds between loss plots while the 2D lab trains
 SWEEP_TABLE = "assets/quality.md"  # the quality sweep's table, relative to the app folder
 
 
@@ -100,3 +105,26 @@ class Classroom:
         records = {name: store.evaluation(name) for name in store.names()}
         points = recorded_points(records, self.backend.app_root / SWEEP_TABLE)
         return quality_cost_figure(points, marked), "\n\n".join(problems)
+
+    # -- the 2D lab ----------------------------------------------------------------------------------
+
+    def lab_train(self, dataset, seconds):
+        """Yield (loss and data plot, status, the session's new Lab) while training."""
+        with user_errors():
+            run = train_lab(dataset, seconds)
+        drawn = -math.inf
+        for lab, status in run:
+            if time.perf_counter() - drawn >= PLOT_INTERVAL:  # drawing a plot stops training meanwhile
+                drawn = time.perf_counter()
+                yield training_figure(lab), status, lab
+        yield training_figure(lab), f"done: {status}", lab
+
+    def lab_sample(self, lab, steps, choice, guidance):
+        """Yield the frames of the three samplers' animation."""
+        with user_errors():
+            frames = animation(lab, steps, choice, guidance)
+        yield from frames
+
+    def lab_field(self, lab, t, choice, guidance):
+        with user_errors():
+            return field_figure(lab, t, choice, guidance)

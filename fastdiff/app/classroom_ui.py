@@ -1,12 +1,15 @@
 """Layout and wiring of the classroom views: replaying the latest run (under Generate), the forward
-process as a strip (in Learn) and the Sweep tab; the work is done by fastdiff.app.classroom."""
+process as a strip (in Learn), quality against cost (in Compare), the Sweep tab and the 2D lab tab; the
+work is done by fastdiff.app.classroom."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from ..lab.toy2d import DATASETS, TOY_DIFFUSION
 from .classroom import Classroom
 from .generate import MAX_IMAGES, SAMPLER_LABELS
+from .lab2d import CLASSES, MAX_TRAIN_SECONDS
 from .sweep import DEFAULT_VALUES, SETTINGS
 
 
@@ -101,3 +104,28 @@ def quality_cost_panel(classroom: Classroom, checkpoint: gr.Dropdown, table: gr.
         event(
             classroom.quality_cost, [checkpoint, table], [plot, note], show_progress="hidden", api_visibility="private"
         )
+
+
+def lab_tab(classroom: Classroom) -> None:
+    """Train a small denoiser on points of the plane, then watch the samplers and the noise field."""
+    lab = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            dataset = gr.Radio(list(DATASETS), value="two moons", label="dataset (two classes each)")
+            seconds = gr.Slider(1, MAX_TRAIN_SECONDS, value=20, step=1, label="training time (s)")
+            train = gr.Button("Train", variant="primary", elem_id="lab-train")
+            status = gr.Markdown(elem_id="lab-status")
+            choice = gr.Radio(list(CLASSES), value="both classes", label="sample which class")
+            guidance = gr.Number(0.0, label="guidance weight w (with one class)")
+            steps = gr.Slider(2, TOY_DIFFUSION.num_timesteps, value=20, step=1, label="sampler steps")
+            sample = gr.Button("Sample: DDPM, DDIM, DPM-Solver++", elem_id="lab-sample")
+            t = gr.Slider(0, TOY_DIFFUSION.num_timesteps - 1, value=60, step=1, label="t of the noise field")
+        with gr.Column(scale=2):
+            training = gr.Plot(label="data and training loss", elem_id="lab-training")
+            paths = gr.Plot(label="the same noise moving to data under each sampler", elem_id="lab-paths")
+            field = gr.Plot(label="predicted noise field", elem_id="lab-field")
+    train.click(
+        classroom.lab_train, [dataset, seconds], [training, status, lab], api_name="lab_train", concurrency_limit=2
+    ).then(classroom.lab_field, [lab, t, choice, guidance], field, api_visibility="private")
+    sample.click(classroom.lab_sample, [lab, steps, choice, guidance], paths, api_name="lab_sample")
+    t.release(classroom.lab_field, [lab, t, choice, guidance], field, api_name="lab_field", show_progress="hidden")

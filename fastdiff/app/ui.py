@@ -16,7 +16,7 @@ from ..data import default_dataset
 from ..diffusion.schedule import NoiseSchedule
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .classroom import Classroom
-from .classroom_ui import forward_panel, quality_cost_panel, scrub_panel, sweep_tab
+from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .forward_strip import recognisable_t
 from .generate import MAX_IMAGES, SAMPLER_LABELS
@@ -249,6 +249,8 @@ def build_app(backend: Backend) -> gr.Blocks:
         with gr.Tab("Learn"):
             learn_picture = learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
             forward_panel(classroom, learn_picture, generate["checkpoint"])
+        with gr.Tab("2D lab"):
+            lab_tab(classroom)
         status_outputs = [
             train["status"],
             train["loss"],
