@@ -37,16 +37,16 @@ def scrub_panel(classroom: Classroom, trajectory: gr.State, generated) -> None:
             interactive=False,
         )
     generated.then(classroom.scrub_ready, trajectory, [position, image, view, caption, strip], api_visibility="private")
-    position.change(
-        classroom.scrub, [trajectory, position, image], [view, caption], show_progress="hidden", api_name="scrub"
-    )
-    image.change(
-        classroom.scrub,
-        [trajectory, position, image],
-        [view, caption],
-        show_progress="hidden",
-        api_visibility="private",
-    )
+    for control, visibility in ((position, "public"), (image, "private")):  # no queue: no model call, ~1 ms
+        control.change(
+            classroom.scrub,
+            [trajectory, position, image],
+            [view, caption],
+            show_progress="hidden",
+            queue=False,
+            api_name="scrub" if control is position else None,
+            api_visibility=visibility,
+        )
     image.release(classroom.scrub_strip, [trajectory, image], strip, show_progress="hidden", api_name="scrub_strip")
 
 

@@ -12,7 +12,9 @@ from ..images import grid
 from .learn import NOISE_SEED, picture_to_model
 
 STRIP_STEPS = 8  # noised pictures in the strip
-RECOGNISABLE_SNR = 4.0  # signal std twice the noise std: the picture still shows through
+# noise std a quarter of the signal's scale: about half the spread of CIFAR-10 pixels (std ~0.5 in
+# [-1, 1]), where the picture still shows through; at SNR 1 it is lost
+RECOGNISABLE_SNR = 16.0
 
 
 def snr_spaced_timesteps(schedule: NoiseSchedule, count: int = STRIP_STEPS) -> list[int]:
