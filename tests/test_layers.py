@@ -11,7 +11,7 @@ LAYERS = [  # lowest first
     {"config", "device", "data", "images", "report"},
     {"nn"},
     {"diffusion"},
-    {"train", "eval"},
+    {"train", "eval", "lab"},
     {"bench", "app"},
     {"cli", "__main__", "__init__"},
 ]

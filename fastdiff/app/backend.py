@@ -22,6 +22,7 @@ from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
+from ..diffusion.trajectory import Trajectory
 from ..images import grid, save_animations, save_png, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
@@ -83,31 +84,34 @@ class Backend:
     # -- Generate ------------------------------------------------------------------------------------
 
     def generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta):
-        """Yield (live frame, status, final grid, download paths, first image) while sampling."""
+        """Yield (live frame, status, final grid, download paths, first image, run kept for replay) while
+        sampling."""
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
             name = self.store.resolve(checkpoint, bool(attention), num_stages)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
         animation, progress = [], None
-        yield None, f"sampling with `{name}`...", None, None, gr.skip()
-        for progress in stream(loaded, request, self.precision, animation):
+        trajectory = Trajectory(loaded.schedule, len(request.plan.stages))
+        yield None, f"sampling with `{name}`...", None, None, gr.skip(), gr.skip()
+        for progress in stream(loaded, request, self.precision, animation, trajectory):
             stage = f"{progress.stage} · " if progress.stage else ""
             status = (
                 f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
                 f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
             )
-            yield progress.picture, status, gr.skip(), gr.skip(), gr.skip()
+            yield progress.picture, status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         images, first_image = progress.step.x_t, to_uint8(progress.step.x_t[:1])[0]
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
             png = Path(folder) / "samples.png"
             save_png(grid(images), png)
             picture, final = progress.picture, grid(images, scale=4)
-            yield picture, f"done: {status}\n\nwriting the GIF and MP4...", final, [str(png)], first_image
+            writing = f"done: {status}\n\nwriting the GIF and MP4..."
+            yield picture, writing, final, [str(png)], first_image, trajectory
             paths, note = save_animations(animation, Path(folder))
             done = f"done: {status}" + (f"\n\n{note}" if note else "")
-            yield picture, done, final, [str(p) for p in [png, *paths]], first_image
+            yield picture, done, final, [str(p) for p in [png, *paths]], first_image, trajectory
 
     @staticmethod
     def cancelled(status: str) -> str:

@@ -15,6 +15,7 @@ from ..diffusion.frames import Progress, watch
 from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.samplers import SAMPLER_NAMES
 from ..diffusion.sampling import Plan, check_seed, class_labels, make_plan, sample_steps
+from ..diffusion.trajectory import Trajectory
 from .models import LoadedModel
 
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
@@ -82,12 +83,18 @@ def run_steps(loaded: LoadedModel, request: Request, precision: str):
 
 
 def stream(
-    loaded: LoadedModel, request: Request, precision: str, animation: list[np.ndarray], **timing
+    loaded: LoadedModel,
+    request: Request,
+    precision: str,
+    animation: list[np.ndarray],
+    trajectory: Trajectory | None = None,
+    **timing,
 ) -> Iterator[Progress]:
-    """The request's run, watched: Progress records for the page, animation frames into `animation`.
-    timing: watch's interval and clock."""
+    """The request's run, watched: Progress records for the page, animation frames into `animation`,
+    the run kept for replay in `trajectory`. timing: watch's interval and clock."""
+    steps = run_steps(loaded, request, precision)
     return watch(
-        run_steps(loaded, request, precision),
+        trajectory.record(steps) if trajectory else steps,
         loaded.model.config.image_size,
         len(request.plan.stages),
         animation,

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import TrainConfig
+from ..config import DiffusionConfig, TrainConfig
 from ..data import default_dataset
 from ..diffusion.guidance import MAX_GUIDANCE
+from ..diffusion.schedule import NoiseSchedule
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
+from .classroom import Classroom
+from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
+from .forward_strip import recognisable_t
 from .generate import MAX_IMAGES, SAMPLER_LABELS
 from .learn import EXPLANATION
 
@@ -74,7 +78,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
                 label="final grid", format="png", height=420, elem_id="final", elem_classes="pixels", interactive=False
             )
             downloads = gr.File(label="PNG, GIF and MP4", file_count="multiple", interactive=False)
-    last_image = gr.State(None)
+    last_image, trajectory = gr.State(None), gr.State(None)
     checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
     controls = {
         "checkpoint": checkpoint,
@@ -91,13 +95,20 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
     event = run.click(
         backend.generate,
         in_order_of(backend.generate, controls),
-        [live, status, final, downloads, last_image],
+        [live, status, final, downloads, last_image, trajectory],
         api_name="generate",
         concurrency_limit=SAMPLING_LIMIT,
         concurrency_id="sampling",
     )
     cancel.click(backend.cancelled, status, status, cancels=[event], api_visibility="private")
-    return {"checkpoint": checkpoint, "class_name": class_name, "last_image": last_image, "availability": availability}
+    return {
+        "checkpoint": checkpoint,
+        "class_name": class_name,
+        "last_image": last_image,
+        "availability": availability,
+        "trajectory": trajectory,
+        "event": event,
+    }
 
 
 def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
@@ -137,7 +148,7 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         concurrency_limit=SAMPLING_LIMIT,
         concurrency_id="sampling",
     )
-    return {"checkpoint": checkpoint, "class_name": class_name}
+    return {"checkpoint": checkpoint, "class_name": class_name, "table": table}
 
 
 def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
@@ -202,15 +213,16 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
     return {"timer": timer, "status": status, "loss": loss, "preview": preview, "warm_start": warm_start}
 
 
-def learn_tab(backend: Backend, default: str | None, last_image: gr.State, checkpoint: gr.Dropdown) -> None:
-    num_timesteps = backend.store.schedule(default).num_timesteps if default else 500
+def learn_tab(backend: Backend, default: str | None, last_image: gr.State, checkpoint: gr.Dropdown) -> gr.Image:
+    schedule = backend.store.schedule(default) if default else NoiseSchedule(DiffusionConfig())
+    num_timesteps = schedule.num_timesteps
     with gr.Row():
         with gr.Column():
             picture = gr.Image(
                 label="x_0: upload a picture", type="numpy", sources=["upload"], height=200, elem_id="learn-input"
             )
             use_last = gr.Button("use the last generated image")
-            t = gr.Slider(0, num_timesteps - 1, value=num_timesteps // 4, step=1, label="t")
+            t = gr.Slider(0, num_timesteps - 1, value=recognisable_t(schedule), step=1, label="t")
         with gr.Column():
             noised = gr.Image(
                 label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels", interactive=False
@@ -229,20 +241,29 @@ def learn_tab(backend: Backend, default: str | None, last_image: gr.State, check
         show_progress="hidden",
         api_visibility="private",
     )
+    return picture
 
 
 def build_app(backend: Backend) -> gr.Blocks:
     names, default = backend.store.names(), backend.store.default_name()
+    classroom = Classroom(backend)
     with gr.Blocks(title="FastDiff", delete_cache=(3600, 3600)) as demo:  # hourly, files older than an hour
         gr.Markdown("# FastDiff\nClass-conditional diffusion on CIFAR-10 (32x32), on your CPU.")
         with gr.Tab("Generate"):
             generate = generate_tab(backend, names, default)
+            scrub_panel(classroom, generate["trajectory"], generate["event"])
         with gr.Tab("Compare"):
             compare = compare_tab(backend, names, default)
+            quality_cost_panel(classroom, compare["checkpoint"], compare["table"], demo)
+        with gr.Tab("Sweep"):
+            sweep = sweep_tab(classroom, names, default, concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
         with gr.Tab("Train"):
             train = train_tab(backend, names)
         with gr.Tab("Learn"):
-            learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
+            learn_picture = learn_tab(backend, default, generate["last_image"], generate["checkpoint"])
+            forward_panel(classroom, learn_picture, generate["checkpoint"])
+        with gr.Tab("2D lab"):
+            lab_tab(classroom)
         status_outputs = [
             train["status"],
             train["loss"],
@@ -257,7 +278,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             backend.training_status, None, status_outputs, show_progress="hidden", api_visibility="private"
         )
         demo.load(backend.training_status, None, status_outputs, api_visibility="private")
-        for tab in (generate, compare):
+        for tab in (generate, compare, sweep):
             demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"], api_visibility="private")
     return demo
 

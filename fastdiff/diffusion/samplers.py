@@ -30,6 +30,7 @@ class Step:
     t: int  # timestep at which the model was evaluated
     x_t: torch.Tensor  # (B, C, H, W) sample after this step
     x0: torch.Tensor  # (B, C, H, W) clean image predicted at this step
+    eps: torch.Tensor | None = None  # (B, C, H, W) noise predicted at this step (x0 and eps imply each other)
 
 
 class ImageRNG:
@@ -91,7 +92,7 @@ def ddpm(
     timesteps = timestep_grid(schedule.num_timesteps, num_steps or first + 1, t_start)  # default: every step
     x = x_T
     for i, t in enumerate(timesteps):
-        _, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
+        eps, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
         if i + 1 == len(timesteps):
             x = x0
         else:
@@ -102,7 +103,7 @@ def ddpm(
                 math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)
             ) * x
             x = mean + math.sqrt(beta) * rng.randn(*x.shape[1:]).to(x.dtype)
-        yield Step(i, len(timesteps), t, x, x0)
+        yield Step(i, len(timesteps), t, x, x0, eps)
 
 
 def ddim(
@@ -135,7 +136,7 @@ def ddim(
         x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * rng.randn(*x.shape[1:]).to(x.dtype)
-        yield Step(i, len(timesteps), t, x, x0)
+        yield Step(i, len(timesteps), t, x, x0, eps)
 
 
 def dpm_solver_pp(
@@ -159,7 +160,7 @@ def dpm_solver_pp(
     lam = [math.log(a / s) for a, s in zip(alpha, sigma)]
     x, x0_prev, h_prev = x_T, None, None
     for i, t in enumerate(timesteps):
-        _, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
+        eps, x0 = _predict(denoiser, schedule, x, t, clip_x0, prediction)
         if i + 1 == len(timesteps):
             x = x0
         else:
@@ -172,7 +173,7 @@ def dpm_solver_pp(
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
             x = (sigma[s] / sigma[t]) * x - (alpha[s] * math.expm1(-h)) * d
             x0_prev, h_prev = x0, h
-        yield Step(i, len(timesteps), t, x, x0)
+        yield Step(i, len(timesteps), t, x, x0, eps)
 
 
 SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++": dpm_solver_pp}

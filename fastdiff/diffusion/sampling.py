@@ -35,7 +35,7 @@ class Plan:
         return self.sampler, self.num_steps, self.guidance, len(self.stages)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunStep(Step):
     """A Step of the whole run: index and num_steps count over all stages, so progress bars and frame
     picking need not know about stages."""
@@ -102,7 +102,18 @@ def sample_steps(
             prediction=model.config.prediction,
         )
         for stage_index, step in zip(range(stage.nfe), steps):  # stops at the truncation point
-            yield RunStep(index, total, step.t, step.x_t, step.x0, number, stage.resolution, stage_index, stage.nfe)
+            yield RunStep(
+                index,
+                total,
+                step.t,
+                step.x_t,
+                step.x0,
+                step.eps,
+                stage=number,
+                resolution=stage.resolution,
+                stage_index=stage_index,
+                stage_steps=stage.nfe,
+            )
             index += 1
         if number + 1 < len(plan.stages):
             # The partially denoised x_t, at the grid's next timestep, conditions the next stage.

@@ -45,23 +45,24 @@ class NoiseSchedule:
         """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) per timestep."""
         return self.alpha_bar / (1 - self.alpha_bar)
 
-    def _at(self, values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """values[t] shaped (B, 1, 1, 1) to broadcast over images."""
-        return values[t].view(-1, 1, 1, 1)
+    def _at(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """values[t] shaped (B, 1, ..., 1) to broadcast over a batch like x: images (B, C, H, W) or
+        points (B, D)."""
+        return values[t].view(-1, *[1] * (x.dim() - 1))
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw x_t ~ q(x_t | x_0) given the noise: sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps."""
-        alpha_bar = self._at(self.alpha_bar, t)
+        alpha_bar = self._at(self.alpha_bar, t, x0)
         return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
 
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Invert q_sample for x0 given the (predicted) noise."""
-        alpha_bar = self._at(self.alpha_bar, t)
+        alpha_bar = self._at(self.alpha_bar, t, x_t)
         return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
     def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """Invert q_sample for the noise given the (predicted) clean image."""
-        alpha_bar = self._at(self.alpha_bar, t)
+        alpha_bar = self._at(self.alpha_bar, t, x_t)
         return (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
 
     def eps_and_x0(

@@ -1,0 +1,131 @@
+"""Layout and wiring of the classroom views: replaying the latest run (under Generate), the forward
+process as a strip (in Learn), quality against cost (in Compare), the Sweep tab and the 2D lab tab; the
+work is done by fastdiff.app.classroom."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..lab.toy2d import DATASETS, TOY_DIFFUSION
+from .classroom import Classroom
+from .generate import MAX_IMAGES, SAMPLER_LABELS
+from .lab2d import CLASSES, MAX_TRAIN_SECONDS
+from .sweep import DEFAULT_VALUES, SETTINGS
+
+
+def scrub_panel(classroom: Classroom, trajectory: gr.State, generated) -> None:
+    """A step slider and an image slider over the latest run, kept in `trajectory` by the Generate
+    event `generated`."""
+    with gr.Accordion("Replay the latest run step by step (no model call)", open=True):
+        with gr.Row():
+            position = gr.Slider(0, 100, value=100, step=1, label="through the run (%)", elem_id="scrub-step")
+            image = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="image of the grid", elem_id="scrub-image")
+        view = gr.Image(
+            label="x_t after the step | predicted x0 | predicted eps",
+            format="bmp",
+            height=220,
+            elem_id="scrub-view",
+            elem_classes="pixels",
+            interactive=False,
+        )
+        caption = gr.Markdown(elem_id="scrub-caption")
+        strip = gr.Image(
+            label="the run of this image (rows x_t, x0, eps; download as PNG)",
+            format="png",
+            elem_id="scrub-strip",
+            elem_classes="pixels",
+            interactive=False,
+        )
+    generated.then(classroom.scrub_ready, trajectory, [position, image, view, caption, strip], api_visibility="private")
+    for control, visibility in ((position, "public"), (image, "private")):  # no queue: no model call, ~1 ms
+        control.change(
+            classroom.scrub,
+            [trajectory, position, image],
+            [view, caption],
+            show_progress="hidden",
+            queue=False,
+            api_name="scrub" if control is position else None,
+            api_visibility=visibility,
+        )
+    image.release(classroom.scrub_strip, [trajectory, image], strip, show_progress="hidden", api_name="scrub_strip")
+
+
+def forward_panel(classroom: Classroom, picture: gr.Image, checkpoint: gr.Dropdown) -> None:
+    """x_t of the Learn tab's picture at timesteps evenly spaced in log-SNR."""
+    strip = gr.Image(
+        label="the forward process: x_0, then x_t at 8 timesteps evenly spaced in log-SNR",
+        format="png",
+        elem_id="forward-strip",
+        elem_classes="pixels",
+        interactive=False,
+    )
+    caption = gr.Markdown()
+    for event in (picture.change, checkpoint.change):
+        event(
+            classroom.forward, [picture, checkpoint], [strip, caption], show_progress="hidden", api_visibility="private"
+        )
+
+
+def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | None, **queue) -> dict:
+    """One image per value of one setting, on the same seed, with its time. queue: the Sweep button's
+    concurrency_limit and concurrency_id."""
+    with gr.Row():
+        checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
+        class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
+        sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
+    with gr.Row():
+        steps = gr.Number(20, precision=0, label="steps")
+        guidance = gr.Number(2.0, label="guidance weight w")
+        seed = gr.Number(0, precision=0, label="seed (the same noise for every image)")
+    with gr.Row():
+        setting = gr.Radio(list(SETTINGS), value="guidance w", label="setting to sweep")
+        values = gr.Textbox(DEFAULT_VALUES["guidance w"], label="its values, comma-separated", elem_id="sweep-values")
+    run = gr.Button("Sweep", variant="primary", elem_id="sweep")
+    status = gr.Markdown(elem_id="sweep-status")
+    gallery = gr.Gallery(
+        label="only the swept setting changes", columns=5, height=260, format="png", elem_classes="pixels"
+    )
+    setting.change(classroom.sweep_values, setting, values, api_visibility="private")
+    run.click(
+        classroom.sweep,
+        [checkpoint, class_name, sampler, steps, guidance, seed, setting, values],
+        [gallery, status],
+        api_name="sweep",
+        **queue,
+    )
+    return {"checkpoint": checkpoint, "class_name": class_name}
+
+
+def quality_cost_panel(classroom: Classroom, checkpoint: gr.Dropdown, table: gr.Dataframe, demo: gr.Blocks) -> None:
+    """The recorded quality against cost, with the Compare table's configurations marked."""
+    plot = gr.Plot(label="recorded quality against cost (from eval.json and the quality sweep)", elem_id="quality-cost")
+    note = gr.Markdown()
+    for event in (checkpoint.change, table.change, demo.load):
+        event(
+            classroom.quality_cost, [checkpoint, table], [plot, note], show_progress="hidden", api_visibility="private"
+        )
+
+
+def lab_tab(classroom: Classroom) -> None:
+    """Train a small denoiser on points of the plane, then watch the samplers and the noise field."""
+    lab = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            dataset = gr.Radio(list(DATASETS), value="two moons", label="dataset (two classes each)")
+            seconds = gr.Slider(1, MAX_TRAIN_SECONDS, value=20, step=1, label="training time (s)")
+            train = gr.Button("Train", variant="primary", elem_id="lab-train")
+            status = gr.Markdown(elem_id="lab-status")
+            choice = gr.Radio(list(CLASSES), value="both classes", label="sample which class")
+            guidance = gr.Number(0.0, label="guidance weight w (with one class)")
+            steps = gr.Slider(2, TOY_DIFFUSION.num_timesteps, value=20, step=1, label="sampler steps")
+            sample = gr.Button("Sample: DDPM, DDIM, DPM-Solver++", elem_id="lab-sample")
+            t = gr.Slider(0, TOY_DIFFUSION.num_timesteps - 1, value=60, step=1, label="t of the noise field")
+        with gr.Column(scale=2):
+            training = gr.Plot(label="data and training loss", elem_id="lab-training")
+            paths = gr.Plot(label="the same noise moving to data under each sampler", elem_id="lab-paths")
+            field = gr.Plot(label="predicted noise field", elem_id="lab-field")
+    train.click(
+        classroom.lab_train, [dataset, seconds], [training, status, lab], api_name="lab_train", concurrency_limit=2
+    ).then(classroom.lab_field, [lab, t, choice, guidance], field, api_visibility="private")
+    sample.click(classroom.lab_sample, [lab, steps, choice, guidance], paths, api_name="lab_sample")
+    t.release(classroom.lab_field, [lab, t, choice, guidance], field, api_name="lab_field", show_progress="hidden")

@@ -1,0 +1,1 @@
+"""Small diffusion experiments for teaching: points of the plane instead of images."""
