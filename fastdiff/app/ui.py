@@ -114,12 +114,20 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         interactive=True,
     )
     run = gr.Button("Compare", variant="primary", elem_id="compare")
-    gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
+    gallery = gr.Gallery(
+        label="same seed and class",
+        columns=4,
+        height=300,
+        format="png",
+        elem_classes="pixels",
+        elem_id="compare-gallery",
+    )
     results = gr.Dataframe(
         headers=RESULT_COLUMNS,
         label="measured here (wall time includes guidance; effective NFE "
         "counts low-resolution evaluations by their measured cost relative to 32x32)",
         interactive=False,
+        elem_id="compare-results",
     )
     plot = gr.Plot(label="speed", elem_id="compare-plot")
     checkpoint.change(backend.class_choices, checkpoint, class_name)
@@ -167,12 +175,13 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
             status = gr.Markdown()
-            loss = gr.Plot(label="loss and learning rate")
+            loss = gr.Plot(label="loss and learning rate", elem_id="train-loss")
             preview = gr.Image(
                 label="latest preview (noise to image, one row per class)",
                 format="png",
                 elem_classes="pixels",
                 interactive=False,
+                elem_id="train-preview",
             )
     timer = gr.Timer(1.0, active=False)
     controls = {
@@ -208,7 +217,11 @@ def learn_tab(backend: Backend, default: str | None, last_image: gr.State, check
             t = gr.Slider(0, num_timesteps - 1, value=num_timesteps // 4, step=1, label="t")
         with gr.Column():
             noised = gr.Image(
-                label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels", interactive=False
+                label="x_0 and x_t ~ q(x_t | x_0)",
+                format="png",
+                elem_classes="pixels",
+                interactive=False,
+                elem_id="learn-noised",
             )
             caption = gr.Markdown()
     schedule = gr.Plot(label="noise schedule of the chosen checkpoint")
