@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
+import typing
 from pathlib import Path
 
 from .config import PREDICTIONS, CascadeConfig, DiffusionConfig, DistillConfig, ModelConfig, TrainConfig
@@ -47,6 +49,26 @@ def image_suffixes() -> set[str]:
     from PIL import Image
 
     return {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.SAVE}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of a config dataclass (batch_size -> --batch-size) with the field's default
+    and metadata help; a bool field is an off-by-default switch."""
+    types = typing.get_type_hints(config_class)
+    for spec in dataclasses.fields(config_class):
+        if spec.name in skip:
+            continue
+        flag = "--" + spec.name.replace("_", "-")
+        if types[spec.name] is bool:
+            parser.add_argument(flag, action="store_true", help=spec.metadata["help"])
+        else:
+            text = spec.metadata["help"] + " (default %(default)s)"
+            parser.add_argument(flag, type=types[spec.name], default=spec.default, help=text)
+
+
+def config_from_args(config_class, args: argparse.Namespace):
+    """The config dataclass whose fields are the parsed flags of the same names."""
+    return config_class(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(config_class)})
 
 
 def cascade_stages(args, model, schedule):
@@ -134,23 +156,8 @@ def cmd_train(args) -> None:
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
     size = model_config.image_size
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
-    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
-        raise UsageError("--epochs, --batch-size and --lr must be positive")
-    if args.eval_every < 0:
-        raise UsageError(f"--eval-every must be 0 (never) or a number of epochs, got {args.eval_every}")
+    train_config = config_from_args(TrainConfig, args)
     dataset = load_dataset(args.data, "train", model_config.image_size)
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        precision=args.precision,
-        seed=args.seed,
-        ema_decay=args.ema_decay,
-        warmup_steps=args.warmup_steps,
-        preview_every=args.preview_every,
-        eval_every=args.eval_every,
-        freeze_base=args.freeze_base,
-    )
     diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
     if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
@@ -418,24 +425,11 @@ def build_parser() -> Parser:
     train.add_argument(
         "--cascade", action="store_true", help="train a LowDiff cascade: one network for 8x8, 16x16 and 32x32"
     )
-    defaults = TrainConfig()
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--lr", type=float, default=defaults.lr)
-    train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    train.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
-    train.add_argument("--preview-every", type=int, default=defaults.preview_every, help="epochs (0 = never)")
-    train.add_argument(
-        "--eval-every",
-        type=int,
-        default=defaults.eval_every,
-        help="epochs between quality probes (class accuracy, KID) in the log; 0 = never",
-    )
+    add_config_flags(train, TrainConfig, skip=("precision",))  # --precision is one of the device options
     train.add_argument("--eval-n", type=int, default=250, help="samples per quality probe")
     train.add_argument(
         "--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"), help="the evaluator for --eval-every"
     )
-    train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--timesteps", type=int, default=DiffusionConfig.num_timesteps)
     train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -443,12 +437,6 @@ def build_parser() -> Parser:
         "--overwrite", action="store_true", help="start over in an --out that holds a run (its files are removed)"
     )
     train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
-    train.add_argument(
-        "--freeze-base",
-        action="store_true",
-        help="with --init: keep the plain U-Net's weights fixed and train only the layers "
-        "--cascade or --attention adds",
-    )
     train.set_defaults(run=cmd_train)
 
     distill = commands.add_parser(
@@ -461,7 +449,7 @@ def build_parser() -> Parser:
     distill.add_argument(
         "--data", default=default_dataset(), help="training images (default $FASTDIFF_DATA, else cifar10)"
     )
-    distilled = DistillConfig()
+    distilled, defaults = DistillConfig(), TrainConfig()
     distill.add_argument("--steps", type=int, default=distilled.steps, help="DDIM steps of the final student")
     distill.add_argument(
         "--from-steps",

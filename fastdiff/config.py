@@ -6,7 +6,7 @@ A checkpoint stores the first two in its `config.json`, so a folder of weights i
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PREDICTIONS = ("eps", "v", "x0")  # network parameterizations (see diffusion/schedule.py)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -83,23 +83,41 @@ class DiffusionConfig:
             raise ValueError(f"num_timesteps must be at least 2, got {self.num_timesteps}")
 
 
+def option(default, help: str):
+    """A TrainConfig field with its help text, from which `fastdiff train` builds its --flag."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = 100  # passes over the training set
-    batch_size: int = 128  # images per optimizer step (summed over all processes)
-    lr: float = 1e-4  # Adam learning rate at the start
-    lr_min: float = 1e-6  # cosine annealing ends here
-    warmup_steps: int = 0  # linear learning-rate warm-up before the cosine decay
-    label_dropout: float = 0.1  # share of labels replaced by the null class (classifier-free guidance)
-    ema_decay: float = 0.999  # EMA of the weights, ramped up over the first steps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    grad_clip: float = 1.0  # max global gradient norm (0 = off)
-    freeze_base: bool = False  # keep the plain U-Net's weights (from --init) fixed; train only the
-    # layers a cascade or the attention variant adds
-    seed: int = 0  # seeds initialisation, data order, noise and dropout
-    preview_every: int = 5  # epochs between denoising previews (0 = never)
-    eval_every: int = 0  # epochs between quality probes (class accuracy, KID) in the log (0 = never)
-    max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+    epochs: int = option(100, "passes over the training set")
+    batch_size: int = option(128, "images per optimizer step (summed over all processes)")
+    lr: float = option(1e-4, "Adam learning rate at the start")
+    lr_min: float = option(1e-6, "cosine annealing ends here")
+    warmup_steps: int = option(0, "linear learning-rate warm-up before the cosine decay")
+    label_dropout: float = option(0.1, "share of labels replaced by the null class (classifier-free guidance)")
+    ema_decay: float = option(0.999, "EMA of the weights, ramped up over the first steps")
+    precision: str = option("auto", "auto | fp32 | bf16 | fp16")
+    grad_clip: float = option(1.0, "max global gradient norm (0 = off)")
+    freeze_base: bool = option(
+        False,
+        "with --init: keep the plain U-Net's weights fixed and train only the layers --cascade or --attention adds",
+    )
+    seed: int = option(0, "seeds initialisation, data order, noise and dropout")
+    preview_every: int = option(5, "epochs between denoising previews (0 = never)")
+    eval_every: int = option(0, "epochs between quality probes (class accuracy, KID) in the log (0 = never)")
+    max_bad_steps: int = option(10, "consecutive non-finite losses before the run stops")
+
+    def __post_init__(self):
+        minimums = dict(epochs=1, batch_size=1, max_bad_steps=1, warmup_steps=0, preview_every=0, eval_every=0)
+        for name, low in {**minimums, "lr_min": 0, "grad_clip": 0}.items():
+            if not getattr(self, name) >= low:  # also refuses NaN
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        for name in ("label_dropout", "ema_decay"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
 
 
 @dataclass

@@ -1,13 +1,18 @@
+"""Fixtures shared by the test modules, and the `slow` marker: `python -m pytest` runs the fast tests,
+`python -m pytest --run-slow` every test (what .ci/run does)."""
+
 import os
 import shutil
 import tempfile
 
 import pytest
 import torch
+from helpers import CLASSES, TINY, color_dataset, flat_png, make_tiny_checkpoint, write_zip
 
-from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
-from fastdiff.nn.cascade import build_model
-from fastdiff.nn.checkpoint import save_model
+from fastdiff.config import ModelConfig, TrainConfig
+from fastdiff.data import load_dataset
+from fastdiff.eval.classifier import train_classifier
+from fastdiff.train.trainer import Trainer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,25 +36,17 @@ def session_temp_dir(tmp_path_factory):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-TINY = dict(n_feat=8, class_names=tuple("abcdefghij"))
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run the tests marked slow")
 
 
-def make_tiny_checkpoint(folder, num_timesteps: int = 50, cascade: bool = False, **model_options):
-    """A tiny model (a LowDiff cascade of 8, 16 and 32 with cascade=True) with random weights saved as
-    a checkpoint folder."""
-    torch.manual_seed(0)
-    cascade_config = CascadeConfig() if cascade else None
-    model = build_model(ModelConfig(**{**TINY, **model_options}), cascade_config)
-    for p in model.parameters():  # also the layers that start at zero, so that the output varies
-        torch.nn.init.normal_(p, std=0.05)
-    save_model(
-        folder,
-        model.state_dict(),
-        model.config,
-        DiffusionConfig(num_timesteps=num_timesteps),
-        cascade_config=cascade_config,
-    )
-    return folder
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
@@ -61,3 +58,42 @@ def tiny_config() -> ModelConfig:
 def tiny_checkpoint(tmp_path):
     """A tiny random model as a checkpoint folder (T = 50 to keep sampling short)."""
     return make_tiny_checkpoint(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def class_zip(tmp_path_factory):
+    """Ten classes of flat colours, with train and test splits. Read only."""
+    generator = torch.Generator().manual_seed(0)
+    files = {}
+    for name in CLASSES:
+        color = tuple(torch.randint(0, 256, (3,), generator=generator).tolist())
+        for split, count in (("train", 4), ("test", 2)):
+            files |= {f"set/{split}/{name}/{i}.png": flat_png(color) for i in range(count)}
+    return write_zip(tmp_path_factory.mktemp("classes") / "data.zip", files)
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory, class_zip):
+    """An evaluator classifier trained for two epochs on class_zip, once per session. Read only."""
+    folder = tmp_path_factory.mktemp("evaluator") / "evaluator"
+    accuracy = train_classifier(
+        load_dataset(str(class_zip)),
+        load_dataset(str(class_zip), "test"),
+        folder,
+        width=4,
+        epochs=2,
+        batch_size=8,
+        log=lambda line: None,
+    )
+    assert 0 <= accuracy <= 1
+    return folder
+
+
+@pytest.fixture(scope="session")
+def plain_run(tmp_path_factory) -> Trainer:
+    """A tiny plain U-Net trained for one epoch (4 steps) on color_dataset(), once per session: the
+    finished Trainer, whose out_dir holds the checkpoint to warm-start from. Read only."""
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, precision="fp32", preview_every=0)
+    trainer = Trainer(color_dataset(), tmp_path_factory.mktemp("plain") / "run", config, ModelConfig(n_feat=8))
+    trainer.run()
+    return trainer

@@ -1,23 +1,23 @@
 """The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
 
-import io
 import json
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_checkpoint
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import make_tiny_checkpoint, png, wait_until, write_zip
 from PIL import Image
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
 from fastdiff.bench.app_memory import free_port
 from fastdiff.eval.cost import effective_nfe
+
+pytestmark = pytest.mark.slow  # a served app
 
 GOOD = dict(
     checkpoint="cifar10-base",
@@ -180,19 +180,6 @@ def test_compare_reports_a_cascade_nfe_per_resolution_and_its_effective_nfe(serv
     assert cascade[8] == effective_nfe({16: 5, 32: 5}, latency) > 5
 
 
-def write_zip(path, files: dict[str, bytes]):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
-
-
-def png(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def train(client, dataset="", upload=None, epochs=1, warm_start="cifar10-base", cascade=False, freeze_base=False):
     return client.predict(
         dataset,
@@ -216,8 +203,7 @@ def test_training_runs_in_the_background_one_at_a_time_and_its_model_can_generat
     assert "loading the dataset" in status or "training" in status
     with pytest.raises(AppError, match="a training run is already in progress"):
         train(client, upload=data)
-    while backend.training.state.step < 3:
-        time.sleep(0.05)
+    wait_until(lambda: backend.training.state.step >= 3, 120, "three training steps")
     assert generate(client, steps=3)[1].startswith("done")  # sampling goes on beside the training
     assert backend.training.running
     assert client.predict(api_name="/stop_training").startswith("Stopping")
@@ -278,8 +264,7 @@ def test_cancel_stops_the_sampler_on_the_server(served):
     forward, model.forward = model.forward, slow
     try:
         job = client.submit(*{**GOOD, "sampler": "DDPM", "steps": 50}.values(), api_name="/generate")
-        while len(calls) < 5:
-            time.sleep(0.01)
+        wait_until(lambda: len(calls) >= 5, 60, "five model calls")
         job.cancel()
         time.sleep(0.5)
         count = len(calls)

@@ -11,14 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_checkpoint
-from test_app import png, write_zip
+from helpers import CLASSES, make_tiny_checkpoint, png, write_zip
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
+from fastdiff.app.compare import DEFAULT_CONFIGS
 from fastdiff.bench.app_memory import free_port
 from fastdiff.data import default_dataset
 
+pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -86,6 +87,7 @@ def test_generate_streams_intermediate_frames_before_the_final_grid(page, screen
     assert page.locator("#final img").count(), "no final grid within 2 minutes"
     assert len(frames) >= 2, f"only {len(frames)} distinct frame(s) arrived before the final grid"
     page.get_by_text("done: step 300/300").wait_for()
+    sync_api.expect(page.locator("#final img")).to_have_attribute("src", re.compile(r"\S"))
     screenshot(page, "generate")
 
 
@@ -102,17 +104,22 @@ def test_cancel_stops_a_run_at_once(page):
     assert not page.locator("#final img").count()
 
 
-def test_compare_tab(page, screenshot):
+def test_compare_tab_shows_a_picture_and_a_result_row_per_configuration(page, screenshot):
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare").click()
     page.locator("#compare-plot img").first.wait_for(timeout=120_000)  # the figure; the spinner is an svg
-    time.sleep(1)
+    configurations = len(DEFAULT_CONFIGS)  # no cascade checkpoint here, so no cascade row
+    results = page.locator("#compare-results")
+    sync_api.expect(results.get_by_role("row")).to_have_count(1 + configurations)  # the header, then one each
+    for steps in (config[1] for config in DEFAULT_CONFIGS):
+        sync_api.expect(results).to_contain_text(f"{steps} at 32x32")  # the row's NFE column
+    sync_api.expect(page.locator("#compare-gallery img")).to_have_count(configurations)
     screenshot(page, "compare")
 
 
-def test_train_tab(page, tmp_path, screenshot):
+def test_train_tab_finishes_and_shows_the_preview_and_loss_plot(page, tmp_path, screenshot):
     page.get_by_role("tab", name="Train").click()
-    data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in "abcdefghij" for i in range(2)})
+    data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in CLASSES for i in range(2)})
     page.locator("#dataset-upload input[type=file]").set_input_files(str(data))
     page.get_by_label("batch size").fill("4")
     page.get_by_label("epochs").fill("2")
@@ -121,18 +128,19 @@ def test_train_tab(page, tmp_path, screenshot):
     page.locator("#train").click()
     try:
         page.get_by_text("finished").wait_for(timeout=120_000)
+        sync_api.expect(page.locator("#train-preview img")).to_have_attribute("src", re.compile(r"\S"))
+        sync_api.expect(page.locator("#train-loss img").first).to_be_visible(timeout=10_000)  # the last poll draws it
     finally:
         screenshot(page, "train")
-    page.get_by_text("latest preview").wait_for()
-    time.sleep(1.5)  # the last poll draws the loss plot
-    screenshot(page, "train")
 
 
-def test_learn_tab(page, screenshot):
+def test_learn_tab_noises_the_last_generated_image(page, screenshot):
     page.get_by_role("tab", name="Learn").click()
     page.get_by_role("button", name="use the last generated image").click()
     page.get_by_text("alpha_bar =").wait_for(timeout=30_000)
-    time.sleep(1)
+    sync_api.expect(page.get_by_text(re.compile(r"^t = 250: x_t = "))).to_be_visible()  # T = 1000, t starts at T/4
+    sync_api.expect(page.locator("#learn-input img")).to_have_count(1)
+    sync_api.expect(page.locator("#learn-noised img")).to_have_attribute("src", re.compile(r"\S"))
     screenshot(page, "learn")
 
 

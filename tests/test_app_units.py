@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_checkpoint
+from helpers import make_tiny_checkpoint
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_checkpoint
+from helpers import make_tiny_checkpoint
 
 from fastdiff.bench.app_memory import app_peak_memory
 from fastdiff.bench.runner import (
@@ -105,6 +105,7 @@ def nothing() -> dict:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory of a fresh process needs /proc")
+@pytest.mark.slow
 def test_an_isolated_run_reports_its_own_peak_memory_not_its_parents():
     ballast = b"x" * (800 * 2**20)  # written, so resident in this process only
     child = isolated(nothing)["peak_rss_mb"]
@@ -126,6 +127,7 @@ def test_time_runs_warms_all_up_then_lets_them_take_turns_in_rounds():
     assert len(results) == 2 and all(result["seconds"] > 0 and result["warmup_s"] > 0 for result in results)
 
 
+@pytest.mark.slow
 def test_cascade_timing_reports_nfe_per_resolution_and_effective_nfe(tmp_path):
     result = time_cascade_sampling(make_tiny_checkpoint(tmp_path / "cascade", cascade=True), "dpm++", 3)
     assert result["nfe"] == "11 at 8x8 + 8 at 16x16 + 10 at 32x32" and result["trained"]
@@ -140,6 +142,7 @@ def test_baseline_runs_under_guidance():
     assert GuidedDenoiser(model, torch.tensor([1, 2]), 2.0)(x, torch.tensor([5, 5])).shape == x.shape
 
 
+@pytest.mark.slow
 def test_app_streaming_timing_counts_the_frames_it_sent(tmp_path):
     make_tiny_checkpoint(tmp_path / "base", num_timesteps=50)
     result = time_app_streaming(tmp_path / "base", 4)
@@ -147,6 +150,7 @@ def test_app_streaming_timing_counts_the_frames_it_sent(tmp_path):
     assert result["seconds"] > 0 and result["plain_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_app_memory_is_read_from_the_served_app_after_each_shipped_generator(tmp_path):
     make_tiny_checkpoint(tmp_path / "cifar10-base")
     make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)

@@ -2,16 +2,16 @@
 training touching only that resolution's blocks, the truncated sampling loop, equivalence of one
 stage with the plain sampler, checkpoints, effective NFE and the CLI."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
-from conftest import TINY
-from test_train import color_dataset
+from helpers import TINY, color_dataset
 
 from fastdiff.bench.cascade import ranked, stage_candidates
 from fastdiff.cli import main
-from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
 from fastdiff.diffusion.cascade import Stage, default_stages
 from fastdiff.diffusion.guidance import GuidedDenoiser
 from fastdiff.diffusion.losses import cascade_loss, diffusion_loss, noisy_condition
@@ -185,21 +185,20 @@ def test_cascade_checkpoint_round_trip(cascade, tmp_path):
     assert type(load_model(tmp_path / "p")[0]) is UNet
 
 
-def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path):
-    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, precision="fp32", preview_every=0)
-    plain = Trainer(color_dataset(), tmp_path / "plain", config, ModelConfig(n_feat=8))
-    plain.run()
+@pytest.mark.slow
+def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path, plain_run):
+    config = plain_run.config
     trainer = Trainer(
         color_dataset(),
         tmp_path / "cascade",
         config,
         ModelConfig(n_feat=8),
-        init=tmp_path / "plain",
+        init=plain_run.out_dir,
         cascade_config=CascadeConfig(),
     )
     assert trainer.loss is cascade_loss
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    assert all(torch.equal(start[k], v.half().float()) for k, v in plain.ema.shadow.items())
+    assert all(torch.equal(start[k], v.half().float()) for k, v in plain_run.ema.shadow.items())
     trainer.run()
     model, _, _ = load_model(tmp_path / "cascade")
     assert isinstance(model, CascadeUNet) and model.cascade == CascadeConfig()
@@ -216,16 +215,14 @@ def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path):
     assert resumed.step == trainer.step
 
 
-def test_freeze_base_trains_only_the_added_layers_and_needs_a_warm_start(tmp_path):
-    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, precision="fp32", preview_every=0)
-    Trainer(color_dataset(), tmp_path / "plain", config, ModelConfig(n_feat=8)).run()
-    frozen = TrainConfig(**{**config.__dict__, "freeze_base": True})
+def test_freeze_base_trains_only_the_added_layers_and_needs_a_warm_start(tmp_path, plain_run):
+    frozen = dataclasses.replace(plain_run.config, freeze_base=True)
     trainer = Trainer(
         color_dataset(),
         tmp_path / "cascade",
         frozen,
         ModelConfig(n_feat=8),
-        init=tmp_path / "plain",
+        init=plain_run.out_dir,
         cascade_config=CascadeConfig(),
     )
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -237,7 +234,7 @@ def test_freeze_base_trains_only_the_added_layers_and_needs_a_warm_start(tmp_pat
     with pytest.raises(ValueError, match="needs a warm start"):
         Trainer(color_dataset(), tmp_path / "scratch", frozen, ModelConfig(n_feat=8), cascade_config=CascadeConfig())
     with pytest.raises(ValueError, match="nothing to train"):
-        Trainer(color_dataset(), tmp_path / "again", frozen, ModelConfig(n_feat=8), init=tmp_path / "plain")
+        Trainer(color_dataset(), tmp_path / "again", frozen, ModelConfig(n_feat=8), init=plain_run.out_dir)
 
 
 def test_effective_nfe_scales_low_resolution_steps_by_latency():

@@ -63,6 +63,7 @@ def test_missing_checkpoint_exits_2(tmp_path, capsys):
     assert "checkpoint folder not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point_and_help():
     result = subprocess.run([sys.executable, "-m", "fastdiff", "sample", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--guidance" in result.stdout

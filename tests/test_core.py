@@ -113,7 +113,14 @@ def sample_gaussian(sampler, steps, eta=0.0, scale=1.0):
 
 @pytest.mark.parametrize(
     "sampler, steps, eta",
-    [("ddpm", 500, 0), ("ddpm", 100, 0), ("ddim", 50, 0), ("ddim", 100, 1.0), ("dpm++", 20, 0), ("dpm++", 50, 0)],
+    [
+        pytest.param("ddpm", 500, 0, marks=pytest.mark.slow),
+        ("ddpm", 100, 0),
+        ("ddim", 50, 0),
+        pytest.param("ddim", 100, 1.0, marks=pytest.mark.slow),
+        ("dpm++", 20, 0),
+        ("dpm++", 50, 0),
+    ],
 )
 def test_samplers_recover_a_known_gaussian(sampler, steps, eta):
     x = sample_gaussian(sampler, steps, eta)

@@ -1,15 +1,12 @@
 """The evaluator end to end on tiny data: classifier training, saving and loading, and the metrics of
 generated samples against real ones."""
 
-import io
 import json
 import math
-import zipfile
 
 import pytest
 import torch
-from conftest import make_tiny_checkpoint
-from PIL import Image
+from helpers import CLASSES, make_tiny_checkpoint
 
 from fastdiff.bench.cascade import matches, sweep_final_stage
 from fastdiff.cli import main
@@ -18,40 +15,6 @@ from fastdiff.diffusion.cascade import Stage
 from fastdiff.eval.classifier import load_classifier, train_classifier
 from fastdiff.eval.evaluate import evaluate, sweep
 from fastdiff.nn.checkpoint import CheckpointError
-
-CLASSES = "abcdefghij"
-
-
-@pytest.fixture
-def class_zip(tmp_path):
-    """Ten classes of flat colours, with train and test splits."""
-    path = tmp_path / "data.zip"
-    generator = torch.Generator().manual_seed(0)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name in CLASSES:
-            color = tuple(torch.randint(0, 256, (3,), generator=generator).tolist())
-            for split, count in (("train", 4), ("test", 2)):
-                for i in range(count):
-                    buffer = io.BytesIO()
-                    Image.new("RGB", (32, 32), color).save(buffer, format="PNG")
-                    archive.writestr(f"set/{split}/{name}/{i}.png", buffer.getvalue())
-    return path
-
-
-@pytest.fixture
-def classifier_dir(tmp_path, class_zip):
-    folder = tmp_path / "evaluator"
-    accuracy = train_classifier(
-        load_dataset(str(class_zip)),
-        load_dataset(str(class_zip), "test"),
-        folder,
-        width=4,
-        epochs=2,
-        batch_size=8,
-        log=lambda line: None,
-    )
-    assert 0 <= accuracy <= 1
-    return folder
 
 
 def test_classifier_round_trip(classifier_dir):
@@ -106,6 +69,7 @@ def test_fid_without_its_packages_is_a_clear_error(tiny_checkpoint, classifier_d
     assert code == 2 and "--metric fid is not available" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_training_logs_the_quality_curve_when_asked(tmp_path, classifier_dir, class_zip):
     run = tmp_path / "run"
     code = main(
@@ -160,6 +124,7 @@ def test_the_quality_curve_needs_an_evaluator(tmp_path, class_zip, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_bench_cascade_compares_stages_with_speed_and_quality(tmp_path, classifier_dir, class_zip):
     make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-cascade", cascade=True)
     make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
@@ -222,6 +187,7 @@ def test_bench_cascade_needs_a_cascade_checkpoint(tmp_path, capsys):
     assert code == 2 and "not a 3-resolution cascade" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_writes_the_quality_table_and_each_checkpoints_record(tmp_path, classifier_dir, class_zip):
     make_tiny_checkpoint(tmp_path / "cifar10-base", num_timesteps=500)
     table = sweep(tmp_path, classifier_dir, str(class_zip), 4, tmp_path)

@@ -5,28 +5,17 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import color_dataset, flat_png, write_zip
 
 from fastdiff.config import ModelConfig, TrainConfig
-from fastdiff.data import ImageDataset
 from fastdiff.nn.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.train.trainer import Trainer, learning_rate, plot_run
 
 TINY = ModelConfig(n_feat=8)
-
-
-def color_dataset(n=64, num_classes=4) -> ImageDataset:
-    """Each class a flat colour plus a little noise: easy to learn in a few dozen steps."""
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % num_classes
-    colors = torch.tensor([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30]])[labels]
-    images = colors[:, :, None, None] + torch.randint(-20, 20, (n, 3, 32, 32), generator=generator)
-    return ImageDataset(images.clamp(0, 255).to(torch.uint8), labels, ("red", "green", "blue", "yellow")[:num_classes])
 
 
 def make_trainer(tmp_path, name="run", **overrides):
@@ -36,6 +25,7 @@ def make_trainer(tmp_path, name="run", **overrides):
     return Trainer(color_dataset(), tmp_path / name, config, TINY)
 
 
+@pytest.mark.slow
 def test_loss_falls_within_a_few_dozen_steps(tmp_path):
     trainer = make_trainer(tmp_path, epochs=12, lr=2e-3)
     losses = []
@@ -45,6 +35,7 @@ def test_loss_falls_within_a_few_dozen_steps(tmp_path):
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5])
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     uninterrupted = make_trainer(tmp_path, "a")
     uninterrupted.run()
@@ -64,6 +55,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_run_folder_holds_checkpoint_log_previews_and_plot(tmp_path):
     trainer = make_trainer(tmp_path, epochs=2, preview_every=1)
     kinds = []
@@ -111,26 +103,24 @@ def test_learning_rate_schedule():
     assert learning_rate(config, 110, 110) == pytest.approx(1e-6)
 
 
-def test_warm_start_from_a_checkpoint(tmp_path):
-    first = make_trainer(tmp_path, "first", epochs=1)
-    first.run()
-    second = Trainer(color_dataset(), tmp_path / "second", first.config, TINY, init=tmp_path / "first")
+def test_warm_start_from_a_checkpoint(tmp_path, plain_run):
+    first = plain_run
+    second = Trainer(color_dataset(), tmp_path / "second", first.config, TINY, init=first.out_dir)
     for key, value in second.model.state_dict().items():
         assert torch.allclose(value, first.ema.shadow[key].half().float()), key
     second.run()  # the new checkpoint counts the images its starting point had seen
     training = read_config(tmp_path / "second")[2]
-    assert training["warm_start"] == {"checkpoint": str(tmp_path / "first"), "images_seen": first.step * 16}
+    assert training["warm_start"] == {"checkpoint": str(first.out_dir), "images_seen": first.step * 16}
     assert images_seen_total(training) == (first.step + second.step) * 16
     with pytest.raises(ValueError, match="does not match"):
-        Trainer(color_dataset(), tmp_path / "third", first.config, ModelConfig(n_feat=16), init=tmp_path / "first")
+        Trainer(color_dataset(), tmp_path / "third", first.config, ModelConfig(n_feat=16), init=first.out_dir)
 
 
-def test_a_plain_checkpoint_warm_starts_the_attention_variant_as_the_same_function(tmp_path):
-    first = make_trainer(tmp_path, "first", epochs=1)
-    first.run()
-    plain, _, _ = load_model(tmp_path / "first")
+def test_a_plain_checkpoint_warm_starts_the_attention_variant_as_the_same_function(tmp_path, plain_run):
+    first = plain_run
+    plain, _, _ = load_model(first.out_dir)
     attention = ModelConfig(n_feat=8, attention=True)
-    second = Trainer(color_dataset(), tmp_path / "second", first.config, attention, init=tmp_path / "first")
+    second = Trainer(color_dataset(), tmp_path / "second", first.config, attention, init=first.out_dir)
     x, t, labels = torch.randn(2, 3, 32, 32), torch.tensor([10, 400]), torch.tensor([0, 1])
     with torch.no_grad():
         assert torch.allclose(second.model(x, t, labels), plain.float()(x, t, labels), atol=1e-5)
@@ -139,25 +129,11 @@ def test_a_plain_checkpoint_warm_starts_the_attention_variant_as_the_same_functi
         Trainer(color_dataset(), tmp_path / "third", first.config, TINY, init=tmp_path / "second")
 
 
-def write_class_zip(path, per_class=8):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, color in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
-            for i in range(per_class):
-                image = Image.new("RGB", (32, 32), color)
-                archive.writestr(f"pictures/{name}/{i}.png", _png_bytes(image))
-    return path
-
-
-def _png_bytes(image):
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes_only_rank0_writes(tmp_path):
-    data = write_class_zip(tmp_path / "data.zip")
+    colors = {"red": (220, 20, 20), "blue": (20, 20, 220)}
+    files = {f"pictures/{name}/{i}.png": flat_png(color) for name, color in colors.items() for i in range(8)}
+    data = write_zip(tmp_path / "data.zip", files)
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [

@@ -129,7 +129,14 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         interactive=True,
     )
     run = gr.Button("Compare", variant="primary", elem_id="compare")
-    gallery = gr.Gallery(label="same seed and class", columns=4, height=300, format="png", elem_classes="pixels")
+    gallery = gr.Gallery(
+        label="same seed and class",
+        columns=4,
+        height=300,
+        format="png",
+        elem_classes="pixels",
+        elem_id="compare-gallery",
+    )
     results = gr.Dataframe(
         headers=RESULT_COLUMNS,
         label="measured here (wall time includes guidance; effective NFE "
@@ -137,6 +144,7 @@ def compare_tab(backend: Backend, checkpoint_names: list[str], default: str | No
         interactive=False,
         wrap=True,  # long cells wrap, so that every column (quality last) fits a 1280 px window
         column_widths=["4%", "12%", "9%", "6%", "7%", "6%", "8%", "12%", "8%", "7%", "21%"],
+        elem_id="compare-results",
     )
     plot = gr.Plot(label="speed", elem_id="compare-plot")
     checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
@@ -183,12 +191,13 @@ def train_tab(backend: Backend, checkpoint_names: list[str]) -> dict:
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
             status = gr.Markdown(label="training status")
-            loss = gr.Plot(label="loss and learning rate")
+            loss = gr.Plot(label="loss and learning rate", elem_id="train-loss")
             preview = gr.Image(
                 label="latest preview (noise to image, one row per class)",
                 format="png",
                 elem_classes="pixels",
                 interactive=False,
+                elem_id="train-preview",
             )
     timer = gr.Timer(1.0, active=False)
     controls = {
@@ -225,7 +234,11 @@ def learn_tab(backend: Backend, default: str | None, last_image: gr.State, check
             t = gr.Slider(0, num_timesteps - 1, value=recognisable_t(schedule), step=1, label="t")
         with gr.Column():
             noised = gr.Image(
-                label="x_0 and x_t ~ q(x_t | x_0)", format="png", elem_classes="pixels", interactive=False
+                label="x_0 and x_t ~ q(x_t | x_0)",
+                format="png",
+                elem_classes="pixels",
+                interactive=False,
+                elem_id="learn-noised",
             )
             caption = gr.Markdown(label="caption")
     schedule = gr.Plot(label="noise schedule of the chosen checkpoint")
