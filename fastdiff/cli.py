@@ -243,6 +243,12 @@ def cmd_eval(args) -> None:
         return
     if args.n < 2:
         raise UsageError(f"--n must be at least 2, got {args.n}")
+    if args.action == "diagnose":
+        from .eval.diagnose import diagnose
+
+        diagnose(args.checkpoint, args.classifier, args.data, args.n, args.guidance, args.seed, args.assets, device)
+        print(f"wrote {args.assets / 'diagnosis.md'} and {args.assets / 'diagnosis.png'}")
+        return
     result = evaluate(
         args.checkpoint,
         args.classifier,
@@ -375,8 +381,9 @@ def build_parser() -> Parser:
         "action",
         nargs="?",
         default="run",
-        choices=("run", "train-classifier", "sweep"),
-        help="run (default): evaluate one configuration; train-classifier; sweep: the quality tables",
+        choices=("run", "train-classifier", "sweep", "diagnose"),
+        help="run (default): evaluate one configuration; train-classifier; sweep: the quality tables; "
+        "diagnose: why some samples are noise textures, and samplers compared on them (assets/diagnosis.md)",
     )
     evaluation.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
     evaluation.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"))
