@@ -298,7 +298,10 @@ def build_parser() -> Parser:
     sample.add_argument("--class", dest="class_name", default="random", help="class name, index or 'random'")
     sample.add_argument("--sampler", default="ddim", help=f"one of {', '.join(SAMPLERS)} (default ddim)")
     sample.add_argument(
-        "--steps", type=int, default=None, help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++)"
+        "--steps",
+        type=int,
+        default=None,
+        help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++ and dpm++sde)",
     )
     sample.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance w (default 2)")
     sample.add_argument("--eta", type=float, default=0.0, help="DDIM noise, 0 (deterministic) to 1")

@@ -15,7 +15,7 @@ from ..config import TrainConfig
 from ..data import default_dataset
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
-from .generate import MAX_IMAGES, SAMPLER_LABELS
+from .generate import DEFAULT_SAMPLER, MAX_IMAGES, SAMPLER_LABELS
 from .learn import EXPLANATION
 
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
@@ -34,7 +34,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         with gr.Column(scale=1):
             checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
             class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
-            sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
+            sampler = gr.Radio(list(SAMPLER_LABELS), value=DEFAULT_SAMPLER, label="sampler")
             steps = gr.Slider(
                 1,
                 1000,
