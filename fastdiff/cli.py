@@ -335,6 +335,12 @@ def cmd_eval(args) -> None:
         return
     if args.n < 2:
         raise UsageError(f"--n must be at least 2, got {args.n}")
+    if args.action == "diagnose":
+        from .eval.diagnose import diagnose
+
+        diagnose(args.checkpoint, args.classifier, args.data, args.n, args.guidance, args.seed, args.assets, device)
+        print(f"wrote {args.assets / 'diagnosis.md'} and {args.assets / 'diagnosis.png'}")
+        return
     result = evaluate(
         args.checkpoint,
         args.classifier,
@@ -384,7 +390,10 @@ def build_parser() -> Parser:
     sample.add_argument("--class", dest="class_name", default="random", help="class name, index or 'random'")
     sample.add_argument("--sampler", default="ddim", help=f"one of {', '.join(SAMPLERS)} (default ddim)")
     sample.add_argument(
-        "--steps", type=int, default=None, help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++)"
+        "--steps",
+        type=int,
+        default=None,
+        help="model evaluations (default: all T for ddpm, 50 for ddim, 20 for dpm++ and dpm++sde)",
     )
     sample.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance w (default 2)")
     sample.add_argument("--eta", type=float, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
@@ -488,8 +497,9 @@ def build_parser() -> Parser:
         "action",
         nargs="?",
         default="run",
-        choices=("run", "train-classifier", "sweep"),
-        help="run (default): evaluate one configuration; train-classifier; sweep: the quality tables",
+        choices=("run", "train-classifier", "sweep", "diagnose"),
+        help="run (default): evaluate one configuration; train-classifier; sweep: the quality tables; "
+        "diagnose: why some samples are noise textures, and samplers compared on them (assets/diagnosis.md)",
     )
     evaluation.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cifar10-base"))
     evaluation.add_argument("--classifier", type=Path, default=Path("checkpoints/evaluator-cifar10"))

@@ -15,15 +15,15 @@ from ..diffusion.sampling import final_images
 from ..eval.cost import effective_nfe, format_nfe, stage_nfe
 from ..eval.records import configuration_label, recorded_quality
 from ..nn.checkpoint import CASCADE
-from .generate import Request, make_request, run_steps, whole_number
+from .generate import DEFAULT_SAMPLER, Request, make_request, run_steps, whole_number
 from .models import ModelStore
 
 COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
 VARIANTS = {"base": False, "attention": True}
-DEFAULT_CONFIGS = [
-    ["DDIM", 50, 2.0, "base", 1],
+DEFAULT_CONFIGS = [  # the default sampler beside the deterministic ones (issue 15, assets/diagnosis.md)
+    [DEFAULT_SAMPLER, 20, 2.0, "base", 1],
     ["DPM-Solver++", 20, 2.0, "base", 1],
-    ["DPM-Solver++", 10, 2.0, "base", 1],
+    ["DDIM", 50, 2.0, "base", 1],
 ]
 CASCADE_CONFIG = ["DPM-Solver++", 20, 2.0, "base", 3]  # shown too when the cascade checkpoint is there
 

@@ -19,6 +19,7 @@ from ..diffusion.trajectory import Trajectory
 from .models import LoadedModel
 
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
+DEFAULT_SAMPLER = SAMPLER_NAMES["dpm++sde"]  # fewest noise textures at 20 steps (issue 15, assets/diagnosis.md)
 MAX_IMAGES = 16
 
 

@@ -20,7 +20,7 @@ from .classroom import Classroom
 from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .forward_strip import recognisable_t
-from .generate import MAX_IMAGES, SAMPLER_LABELS
+from .generate import DEFAULT_SAMPLER, MAX_IMAGES, SAMPLER_LABELS
 from .learn import EXPLANATION
 
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
@@ -47,7 +47,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         with gr.Column(scale=1):
             checkpoint = free_dropdown(checkpoint_names, value=default, label="checkpoint")
             class_name = free_dropdown(["random"], value="random", label="class")
-            sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
+            sampler = gr.Radio(list(SAMPLER_LABELS), value=DEFAULT_SAMPLER, label="sampler")
             steps = gr.Number(
                 20, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps"
             )

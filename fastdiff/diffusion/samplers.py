@@ -20,7 +20,7 @@ from .schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SamplerSteps = Iterator["Step"]
-DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm++": 20}  # None: all T steps
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm++": 20, "dpm++sde": 20}  # None: all T steps
 
 
 @dataclass
@@ -139,20 +139,27 @@ def ddim(
         yield Step(i, len(timesteps), t, x, x0, eps)
 
 
-def dpm_solver_pp(
+def dpm_solver_pp_2m(
     denoiser: Denoiser,
     schedule: NoiseSchedule,
     x_T: torch.Tensor,
     num_steps: int,
     *,
+    noisy_steps: int,
+    rng: ImageRNG | None = None,
     clip_x0: bool = True,
     t_start: int | None = None,
     prediction: str = "eps",
-    **_,
 ) -> SamplerSteps:
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
-    probability-flow ODE in data prediction, in lambda = log(alpha / sigma). The last step goes to
+    """DPM-Solver++(2M) in data prediction, in lambda = log(alpha / sigma), h = lambda_s - lambda_t
+    (Lu et al. 2022): the first `noisy_steps` steps solve the SDE, the others the probability-flow ODE.
+      ODE (Algorithm 2): x_s = (sigma_s / sigma_t) x_t + alpha_s (1 - e^-h) D
+      SDE (section 4):   x_s = (sigma_s / sigma_t) e^-h x_t + alpha_s (1 - e^-2h) D + sigma_s sqrt(1 - e^-2h) z
+    D = x0 + (x0 - x0_prev) / (2 r), r = h_prev / h, is the second-order multistep correction (the
+    midpoint form of k-diffusion's sample_dpmpp_2m_sde; D = x0 on the first step). The last step goes to
     sigma = 0 with first order, which returns the final x0 prediction."""
+    if noisy_steps and rng is None:
+        raise ValueError("a stochastic DPM-Solver++ step needs an rng for its noise")
     alpha_bar = schedule.alpha_bar.tolist()
     timesteps = timestep_grid(schedule.num_timesteps, num_steps, t_start)
     alpha = [math.sqrt(ab) for ab in alpha_bar]
@@ -166,18 +173,67 @@ def dpm_solver_pp(
         else:
             s = timesteps[i + 1]
             h = lam[s] - lam[t]
-            if x0_prev is None:
-                d = x0  # first step: DPM-Solver++(1), i.e. DDIM
+            d = x0 if x0_prev is None else x0 + (h / (2 * h_prev)) * (x0 - x0_prev)
+            if i < noisy_steps:
+                x = (sigma[s] / sigma[t] * math.exp(-h)) * x - (alpha[s] * math.expm1(-2 * h)) * d
+                x = x + sigma[s] * math.sqrt(-math.expm1(-2 * h)) * rng.randn(*x.shape[1:]).to(x.dtype)
             else:
-                r = h_prev / h
-                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-            x = (sigma[s] / sigma[t]) * x - (alpha[s] * math.expm1(-h)) * d
+                x = (sigma[s] / sigma[t]) * x - (alpha[s] * math.expm1(-h)) * d
             x0_prev, h_prev = x0, h
         yield Step(i, len(timesteps), t, x, x0, eps)
 
 
-SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++": dpm_solver_pp}
-SAMPLER_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm++": "DPM-Solver++"}  # as the app and the tables show them
+def dpm_solver_pp(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    num_steps: int,
+    *,
+    clip_x0: bool = True,
+    t_start: int | None = None,
+    prediction: str = "eps",
+    **_,
+) -> SamplerSteps:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), deterministic: the probability-flow ODE."""
+    return dpm_solver_pp_2m(
+        denoiser, schedule, x_T, num_steps, noisy_steps=0, clip_x0=clip_x0, t_start=t_start, prediction=prediction
+    )
+
+
+def dpm_solver_pp_sde(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    num_steps: int,
+    *,
+    rng: ImageRNG,
+    clip_x0: bool = True,
+    t_start: int | None = None,
+    prediction: str = "eps",
+    **_,
+) -> SamplerSteps:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022, section 4): every step solves the reverse SDE, drawing
+    fresh noise from the rng, so the image does not follow x_T alone."""
+    return dpm_solver_pp_2m(
+        denoiser,
+        schedule,
+        x_T,
+        num_steps,
+        noisy_steps=num_steps,
+        rng=rng,
+        clip_x0=clip_x0,
+        t_start=t_start,
+        prediction=prediction,
+    )
+
+
+SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++": dpm_solver_pp, "dpm++sde": dpm_solver_pp_sde}
+SAMPLER_NAMES = {
+    "ddpm": "DDPM",
+    "ddim": "DDIM",
+    "dpm++": "DPM-Solver++",
+    "dpm++sde": "DPM-Solver++ SDE",
+}  # as the app and the tables show them
 
 
 def check_sampler(sampler: str, num_steps: int | None, eta: float, num_timesteps: int) -> int:

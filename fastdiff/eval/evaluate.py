@@ -99,6 +99,19 @@ def sample_quality(
     start = time.perf_counter()
     images = generate(model, schedule, labels.to(device), sampler, steps, guidance, stages, seed, precision)
     seconds = time.perf_counter() - start
+    scores = score(images, labels, classifier, test_features, threshold, precision)
+    return scores | {"seconds": seconds, "images_per_s": n / seconds}, images
+
+
+def score(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classifier,
+    test_features: torch.Tensor,
+    threshold: float,
+    precision: str = "fp32",
+) -> dict:
+    """Class accuracy, KID, FD and noise-texture share of samples of the given labels."""
     logits, features = classify(classifier, images, precision)
     sample_kid, sample_kid_std = kid(features, test_features)
     return {
@@ -107,9 +120,7 @@ def sample_quality(
         "kid_std": sample_kid_std,
         "fd": frechet_distance(features, test_features),
         "texture_share": texture_share(images, threshold),
-        "seconds": seconds,
-        "images_per_s": n / seconds,
-    }, images
+    }
 
 
 def evaluate(

@@ -1,0 +1,21 @@
+"""The app's default sampler is the SDE solver (issue 15: fewest noise textures at 20 steps), offered on the
+Generate page and first among Compare's defaults, with the deterministic samplers beside it."""
+
+from test_app_units import request, store  # noqa: F401 (fixture)
+
+from fastdiff.app.compare import default_configs
+from fastdiff.app.generate import DEFAULT_SAMPLER, SAMPLER_LABELS, stream
+
+
+def test_default_sampler_is_offered_and_runs_stochastically(store):  # noqa: F811
+    assert SAMPLER_LABELS[DEFAULT_SAMPLER] == "dpm++sde"
+    checked = request(store, sampler_label=DEFAULT_SAMPLER, steps=6, eta=0.7)
+    assert checked.plan.sampler == "dpm++sde" and checked.plan.eta == 0.0  # eta is DDIM's alone
+    progress = list(stream(store.load("cifar10-base"), checked, "fp32", [], interval=0.0))
+    assert progress[-1].step.index == 5 and progress[-1].step.x_t.shape == (3, 3, 32, 32)
+
+
+def test_compare_puts_the_default_beside_the_deterministic_samplers():
+    configs = default_configs(["cifar10-base"])
+    assert configs[0][:2] == [DEFAULT_SAMPLER, 20]
+    assert {"DPM-Solver++", "DDIM"} <= {config[0] for config in configs[1:]}
