@@ -7,11 +7,17 @@ import tempfile
 
 import pytest
 import torch
+from gradio_client import Client
 from helpers import CLASSES, TINY, color_dataset, flat_png, make_tiny_checkpoint, write_zip
 
+from fastdiff.app import ui as app
+from fastdiff.app.backend import Backend
+from fastdiff.app.models import ModelStore
+from fastdiff.bench.app_memory import free_port
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.data import load_dataset
 from fastdiff.eval.classifier import train_classifier
+from fastdiff.nn.unet import UNet
 from fastdiff.train.trainer import Trainer
 
 
@@ -97,3 +103,37 @@ def plain_run(tmp_path_factory) -> Trainer:
     trainer = Trainer(color_dataset(), tmp_path_factory.mktemp("plain") / "run", config, ModelConfig(n_feat=8))
     trainer.run()
     return trainer
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(backend, client) for an app whose checkpoints/ holds a tiny base model and a tiny cascade, and
+    runs/ a plain model."""
+    root = tmp_path_factory.mktemp("app")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
+    make_tiny_checkpoint(root / "checkpoints" / "cifar10-cascade", cascade=True)
+    make_tiny_checkpoint(root / "runs" / "plain")
+    backend = Backend(root / "checkpoints", root / "runs", root / "shared.zip", root)
+    demo = app.build_app(backend)
+    port = free_port()
+    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
+    demo.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    make_tiny_checkpoint(tmp_path / "runs" / "with-attention", attention=True)
+    make_tiny_checkpoint(tmp_path / "runs" / "cascade", cascade=True)
+    (tmp_path / "checkpoints" / "empty").mkdir()  # not a checkpoint: not listed
+    return ModelStore(tmp_path / "checkpoints", tmp_path / "runs", torch.device("cpu"))
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    torch.manual_seed(0)
+    model = UNet(tiny_config)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return model.eval()

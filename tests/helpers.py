@@ -2,6 +2,7 @@
 PNG images. Imported by conftest.py (fixtures) and by the test modules themselves."""
 
 import io
+import math
 import time
 import zipfile
 
@@ -9,10 +10,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
+from fastdiff.app import ui as app
+from fastdiff.app.backend import Backend
+from fastdiff.app.generate import make_request
+from fastdiff.bench.app_memory import free_port
+from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from fastdiff.data import ImageDataset
+from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG
+from fastdiff.diffusion.sampling import final_images, make_plan, sample
+from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.nn.cascade import build_model
 from fastdiff.nn.checkpoint import save_model
+from fastdiff.train.trainer import Trainer
 
 CLASSES = "abcdefghij"  # the tiny checkpoint's classes
 TINY = dict(n_feat=8, class_names=tuple(CLASSES))
@@ -76,3 +85,109 @@ def wait_until(condition, timeout: float, what: str, poll: float = 0.01) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(poll)
+
+
+# -- the app through gradio_client ------------------------------------------------------------------
+
+GOOD = dict(
+    checkpoint="cifar10-base",
+    class_name="c",
+    sampler="DDIM",
+    steps=10,
+    guidance=2.0,
+    attention=False,
+    stages="1",
+    seed=0,
+    num_images=4,
+    eta=0.0,
+)
+
+
+def generate(client, **changes):
+    return client.predict(*{**GOOD, **changes}.values(), api_name="/generate")
+
+
+# -- the app in a browser ---------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def serve(backend: Backend):
+    """A browser page on the app serving backend, once the page is ready."""
+    demo = app.build_app(backend)
+    port = free_port()
+    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        yield page
+        browser.close()
+    demo.close()
+
+
+def set_steps(page, steps: int) -> None:
+    field = page.locator("#steps input[type=number]")
+    field.fill(str(steps))
+    field.press("Enter")
+
+
+# -- generation requests, samplers, trainers -------------------------------------------------------
+
+
+def request(store, **changes):
+    settings = dict(class_name="b", sampler_label="DDIM", steps=10, guidance=2.0, eta=0.0, seed=5, num_images=3)
+    return make_request(store.load("cifar10-base"), **{**settings, **changes})
+
+
+# For data x0 ~ N(mu, s^2) the optimal noise predictor is known in closed form:
+# x_t ~ N(a mu, a^2 s^2 + sigma^2) with a = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar), and
+# E[eps | x_t] = sigma (x_t - a mu) / (a^2 s^2 + sigma^2). A sampler driven by it must return N(mu, s^2).
+MU, STD = 0.3, 0.5
+
+
+def gaussian_denoiser(schedule):
+    def denoiser(x_t, t):
+        alpha_bar = schedule.alpha_bar[t].view(-1, 1, 1, 1)
+        a, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+        return sigma * (x_t - a * MU) / (a**2 * STD**2 + sigma**2)
+
+    return denoiser
+
+
+def sample_gaussian(sampler, steps, eta=0.0, scale=1.0):
+    """Run a sampler on the exact denoiser (times scale), from the exact marginal of x_T."""
+    schedule = NoiseSchedule(DiffusionConfig())
+    exact = gaussian_denoiser(schedule)
+    rng = ImageRNG(range(4000))
+    alpha_bar = schedule.alpha_bar[-1].item()
+    x_T = math.sqrt(alpha_bar) * MU + math.sqrt(alpha_bar * STD**2 + 1 - alpha_bar) * rng.randn(1, 2, 2)
+    return final_images(
+        SAMPLERS[sampler](lambda x, t: scale * exact(x, t), schedule, x_T, steps, eta=eta, rng=rng, clip_x0=False)
+    )
+
+
+def run(model, seeds, sampler="ddim", steps=5, eta=0.0, guidance=2.0):
+    schedule = NoiseSchedule(DiffusionConfig(num_timesteps=50))
+    labels = torch.tensor([3] * len(seeds))
+    return sample(model, schedule, labels, seeds, make_plan(model, schedule, sampler, steps, guidance, eta))
+
+
+def make_trainer(tmp_path, name="run", **overrides):
+    config = TrainConfig(
+        **{"epochs": 3, "batch_size": 16, "lr": 1e-3, "precision": "fp32", "preview_every": 0} | overrides
+    )
+    return Trainer(color_dataset(), tmp_path / name, config, ModelConfig(n_feat=8))

@@ -9,48 +9,12 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from helpers import make_tiny_checkpoint, png, wait_until, write_zip
+from helpers import GOOD, generate, png, wait_until, write_zip
 from PIL import Image
 
-from fastdiff.app import ui as app
-from fastdiff.app.backend import Backend
-from fastdiff.bench.app_memory import free_port
 from fastdiff.eval.cost import effective_nfe
 
 pytestmark = pytest.mark.slow  # a served app
-
-GOOD = dict(
-    checkpoint="cifar10-base",
-    class_name="c",
-    sampler="DDIM",
-    steps=10,
-    guidance=2.0,
-    attention=False,
-    stages="1",
-    seed=0,
-    num_images=4,
-    eta=0.0,
-)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(backend, client) for an app whose checkpoints/ holds a tiny base model and a tiny cascade, and
-    runs/ a plain model."""
-    root = tmp_path_factory.mktemp("app")
-    make_tiny_checkpoint(root / "checkpoints" / "cifar10-base")
-    make_tiny_checkpoint(root / "checkpoints" / "cifar10-cascade", cascade=True)
-    make_tiny_checkpoint(root / "runs" / "plain")
-    backend = Backend(root / "checkpoints", root / "runs", root / "shared.zip", root)
-    demo = app.build_app(backend)
-    port = free_port()
-    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
-    demo.close()
-
-
-def generate(client, **changes):
-    return client.predict(*{**GOOD, **changes}.values(), api_name="/generate")
 
 
 def test_generation_returns_the_grid_png_gif_and_mp4(served):

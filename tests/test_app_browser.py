@@ -11,45 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import CLASSES, make_tiny_checkpoint, png, write_zip
+from helpers import CHROMIUM, CLASSES, make_tiny_checkpoint, png, serve, set_steps, write_zip
 
-from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
 from fastdiff.app.compare import DEFAULT_CONFIGS
-from fastdiff.bench.app_memory import free_port
 from fastdiff.data import default_dataset
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
-
-
-def serve(backend: Backend):
-    """A browser page on the app serving backend, once the page is ready."""
-    demo = app.build_app(backend)
-    port = free_port()
-    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.get_by_role("button", name="Generate", exact=True).wait_for()
-        yield page
-        browser.close()
-    demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +37,6 @@ def screenshot(tmp_path_factory):
     """screenshot(page, tab) writes app-<tab>.png to a temporary folder."""
     folder = tmp_path_factory.mktemp("screenshots")
     return lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)
-
-
-def set_steps(page, steps: int) -> None:
-    field = page.locator("#steps input[type=number]")
-    field.fill(str(steps))
-    field.press("Enter")
 
 
 def test_generate_streams_intermediate_frames_before_the_final_grid(page, screenshot):

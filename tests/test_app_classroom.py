@@ -6,13 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_app
 import torch
-from conftest import make_tiny_checkpoint
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from helpers import generate, make_tiny_checkpoint
 from PIL import Image
-from test_app import generate
 
 from fastdiff.app.backend import Backend
 from fastdiff.app.classroom import Classroom
@@ -24,8 +22,6 @@ from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.diffusion.trajectory import Trajectory
 from fastdiff.eval.records import configuration_label
 from fastdiff.nn.checkpoint import load_model
-
-served = test_app.served  # the app on tiny checkpoints (started again for this module)
 
 
 def pixels(path) -> np.ndarray:
@@ -59,7 +55,7 @@ def test_scrubbing_replays_every_step_of_the_users_own_run(served):
 
 def test_scrubbing_a_cascade_shows_each_stage_at_its_resolution(served):
     client = new_client(served)
-    generate(client, checkpoint="cifar10-cascade", stages=3, steps=12)
+    generate(client, checkpoint="cifar10-cascade", stages="3", steps=12)
     _, caption = client.predict(0, 1, api_name="/scrub")
     assert "stage 1/3 at 8x8" in caption
 

@@ -1,13 +1,18 @@
 """The replay of a finished run in a real browser (Chromium through Playwright): after Generate, moving
 the step slider changes the picture without sampling again."""
 
+import shutil
 import time
 
 import pytest
-from conftest import make_tiny_checkpoint
-from test_app_browser import serve, set_steps
+from helpers import CHROMIUM, make_tiny_checkpoint, serve, set_steps
 
 from fastdiff.app.backend import Backend
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

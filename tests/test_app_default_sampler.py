@@ -1,7 +1,7 @@
 """The app's default sampler is the SDE solver (issue 15: fewest noise textures at 20 steps), offered on the
 Generate page and first among Compare's defaults, with the deterministic samplers beside it."""
 
-from test_app_units import request, store  # noqa: F401 (fixture)
+from helpers import request
 
 from fastdiff.app.compare import default_configs
 from fastdiff.app.generate import DEFAULT_SAMPLER, SAMPLER_LABELS, stream

@@ -4,9 +4,9 @@ only the page's actions, with named outputs; the checkpoint lists hold generator
 import json
 
 import pytest
-from conftest import make_tiny_checkpoint
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from helpers import make_tiny_checkpoint
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
@@ -79,7 +79,19 @@ def test_the_api_page_lists_the_page_actions_with_named_outputs_and_free_text_cl
     _, client = served
     info = client.view_api(return_format="dict", print_info=False)
     endpoints = info["named_endpoints"]
-    assert sorted(endpoints) == ["/compare", "/generate", "/learn", "/stop_training", "/train"]
+    assert sorted(endpoints) == [
+        "/compare",
+        "/generate",
+        "/lab_field",
+        "/lab_sample",
+        "/lab_train",
+        "/learn",
+        "/scrub",
+        "/scrub_strip",
+        "/stop_training",
+        "/sweep",
+        "/train",
+    ]
     assert not info["unnamed_endpoints"]
     for name, endpoint in endpoints.items():
         assert all(not r["label"].startswith("value_") for r in endpoint["returns"]), name

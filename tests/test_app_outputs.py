@@ -3,8 +3,8 @@ bench row that times both."""
 
 import numpy as np
 import pytest
-from conftest import make_tiny_checkpoint
 from gradio_client import Client
+from helpers import make_tiny_checkpoint
 from PIL import Image
 
 from fastdiff.app import ui as app

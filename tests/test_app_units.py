@@ -6,32 +6,16 @@ import math
 import gradio as gr
 import numpy as np
 import pytest
-import torch
-from helpers import make_tiny_checkpoint
+from helpers import request
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
 from fastdiff.app.compare import CASCADE_CONFIG, default_configs, quality
 from fastdiff.app.generate import Request, make_request, stream
 from fastdiff.app.learn import noised, schedule_figure
-from fastdiff.app.models import ModelStore
 from fastdiff.diffusion.cascade import Stage
 from fastdiff.diffusion.sampling import Plan
 from fastdiff.images import pad_to_multiple
-
-
-@pytest.fixture
-def store(tmp_path):
-    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
-    make_tiny_checkpoint(tmp_path / "runs" / "with-attention", attention=True)
-    make_tiny_checkpoint(tmp_path / "runs" / "cascade", cascade=True)
-    (tmp_path / "checkpoints" / "empty").mkdir()  # not a checkpoint: not listed
-    return ModelStore(tmp_path / "checkpoints", tmp_path / "runs", torch.device("cpu"))
-
-
-def request(store, **changes):
-    settings = dict(class_name="b", sampler_label="DDIM", steps=10, guidance=2.0, eta=0.0, seed=5, num_images=3)
-    return make_request(store.load("cifar10-base"), **{**settings, **changes})
 
 
 def test_lists_shipped_checkpoints_and_runs_and_says_what_is_missing(store):

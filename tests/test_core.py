@@ -4,11 +4,12 @@ import math
 
 import pytest
 import torch
+from helpers import MU, STD, run, sample_gaussian
 
 from fastdiff.config import DiffusionConfig, ModelConfig
 from fastdiff.diffusion.guidance import GuidedDenoiser, combine
-from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
-from fastdiff.diffusion.sampling import final_images, make_plan, sample, sample_steps
+from fastdiff.diffusion.samplers import timestep_grid
+from fastdiff.diffusion.sampling import make_plan, sample_steps
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.nn.unet import UNet
 
@@ -84,33 +85,6 @@ def test_eps_and_x0_conversions_invert_q_sample():
     assert torch.allclose(schedule.predict_eps(x_t, t, x0), noise, atol=1e-3)
 
 
-# For data x0 ~ N(mu, s^2) the optimal noise predictor is known in closed form:
-# x_t ~ N(a mu, a^2 s^2 + sigma^2) with a = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar), and
-# E[eps | x_t] = sigma (x_t - a mu) / (a^2 s^2 + sigma^2). A sampler driven by it must return N(mu, s^2).
-MU, STD = 0.3, 0.5
-
-
-def gaussian_denoiser(schedule):
-    def denoiser(x_t, t):
-        alpha_bar = schedule.alpha_bar[t].view(-1, 1, 1, 1)
-        a, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-        return sigma * (x_t - a * MU) / (a**2 * STD**2 + sigma**2)
-
-    return denoiser
-
-
-def sample_gaussian(sampler, steps, eta=0.0, scale=1.0):
-    """Run a sampler on the exact denoiser (times scale), from the exact marginal of x_T."""
-    schedule = NoiseSchedule(DiffusionConfig())
-    exact = gaussian_denoiser(schedule)
-    rng = ImageRNG(range(4000))
-    alpha_bar = schedule.alpha_bar[-1].item()
-    x_T = math.sqrt(alpha_bar) * MU + math.sqrt(alpha_bar * STD**2 + 1 - alpha_bar) * rng.randn(1, 2, 2)
-    return final_images(
-        SAMPLERS[sampler](lambda x, t: scale * exact(x, t), schedule, x_T, steps, eta=eta, rng=rng, clip_x0=False)
-    )
-
-
 @pytest.mark.parametrize(
     "sampler, steps, eta",
     [
@@ -145,21 +119,6 @@ def test_timestep_grid():
     assert timestep_grid(500, 1) == [499]
     with pytest.raises(ValueError):
         timestep_grid(500, 501)
-
-
-@pytest.fixture
-def tiny_model(tiny_config):
-    torch.manual_seed(0)
-    model = UNet(tiny_config)
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    return model.eval()
-
-
-def run(model, seeds, sampler="ddim", steps=5, eta=0.0, guidance=2.0):
-    schedule = NoiseSchedule(DiffusionConfig(num_timesteps=50))
-    labels = torch.tensor([3] * len(seeds))
-    return sample(model, schedule, labels, seeds, make_plan(model, schedule, sampler, steps, guidance, eta))
 
 
 def test_ddim_is_deterministic_and_seeds_differ(tiny_model):

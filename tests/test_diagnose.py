@@ -1,7 +1,5 @@
 """`eval diagnose`: the noise-texture diagnosis runs end to end on a tiny model and writes its tables and plot."""
 
-from test_evaluate import class_zip, classifier_dir  # noqa: F401 (fixtures)
-
 from fastdiff.cli import main
 from fastdiff.diffusion.samplers import ddim, dpm_solver_pp_sde
 from fastdiff.eval.diagnose import TRACKED, Variant, diagnose

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 import torch
-from conftest import make_tiny_checkpoint
+from helpers import make_tiny_checkpoint
 from torch import nn
 
 from fastdiff.cli import main

@@ -2,7 +2,6 @@
 schedule run unchanged on (N, 2) points; and the lab tab through gradio_client, one model per session."""
 
 import pytest
-import test_app
 import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -11,8 +10,6 @@ from fastdiff.app.lab2d import ANIMATION_FRAMES, NO_MODEL
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.lab.flows import noise_field, paths
 from fastdiff.lab.toy2d import DATASETS, TOY_DIFFUSION, ToyDenoiser, make_points, one_thread, train
-
-served = test_app.served  # the app on tiny checkpoints (started again for this module)
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -4,7 +4,7 @@ bursts with the same events as when read every step, and the data path is the sa
 
 import pytest
 import torch
-from test_train import color_dataset, make_trainer
+from helpers import color_dataset, make_trainer
 
 from fastdiff.train.trainer import EMA
 

@@ -3,7 +3,7 @@ from the per-image rngs, and its deterministic twin is the plain DPM-Solver++.""
 
 import pytest
 import torch
-from test_core import MU, STD, run, sample_gaussian, tiny_model  # noqa: F401 (fixture)
+from helpers import MU, STD, run, sample_gaussian
 
 from fastdiff.config import DiffusionConfig
 from fastdiff.diffusion.samplers import ImageRNG, dpm_solver_pp, dpm_solver_pp_2m

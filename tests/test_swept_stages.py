@@ -4,7 +4,7 @@ chosen, the paper's fractions one option away."""
 import json
 
 import pytest
-from conftest import make_tiny_checkpoint
+from helpers import make_tiny_checkpoint
 
 from fastdiff.cli import main
 from fastdiff.diffusion.sampling import make_plan

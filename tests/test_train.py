@@ -9,20 +9,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import color_dataset, flat_png, write_zip
+from helpers import color_dataset, flat_png, make_trainer, write_zip
 
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.nn.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.train.trainer import Trainer, learning_rate, plot_run
 
 TINY = ModelConfig(n_feat=8)
-
-
-def make_trainer(tmp_path, name="run", **overrides):
-    config = TrainConfig(
-        **{"epochs": 3, "batch_size": 16, "lr": 1e-3, "precision": "fp32", "preview_every": 0} | overrides
-    )
-    return Trainer(color_dataset(), tmp_path / name, config, TINY)
 
 
 @pytest.mark.slow

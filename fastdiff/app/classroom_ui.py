@@ -28,7 +28,7 @@ def scrub_panel(classroom: Classroom, trajectory: gr.State, generated) -> None:
             elem_classes="pixels",
             interactive=False,
         )
-        caption = gr.Markdown(elem_id="scrub-caption")
+        caption = gr.Markdown(label="the step", elem_id="scrub-caption")
         strip = gr.Image(
             label="the run of this image (rows x_t, x0, eps; download as PNG)",
             format="png",
@@ -59,7 +59,7 @@ def forward_panel(classroom: Classroom, picture: gr.Image, checkpoint: gr.Dropdo
         elem_classes="pixels",
         interactive=False,
     )
-    caption = gr.Markdown()
+    caption = gr.Markdown(label="forward process")
     for event in (picture.change, checkpoint.change):
         event(
             classroom.forward, [picture, checkpoint], [strip, caption], show_progress="hidden", api_visibility="private"
@@ -81,7 +81,7 @@ def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | 
         setting = gr.Radio(list(SETTINGS), value="guidance w", label="setting to sweep")
         values = gr.Textbox(DEFAULT_VALUES["guidance w"], label="its values, comma-separated", elem_id="sweep-values")
     run = gr.Button("Sweep", variant="primary", elem_id="sweep")
-    status = gr.Markdown(elem_id="sweep-status")
+    status = gr.Markdown(label="sweep status", elem_id="sweep-status")
     gallery = gr.Gallery(
         label="only the swept setting changes", columns=5, height=260, format="png", elem_classes="pixels"
     )
@@ -99,7 +99,7 @@ def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | 
 def quality_cost_panel(classroom: Classroom, checkpoint: gr.Dropdown, table: gr.Dataframe, demo: gr.Blocks) -> None:
     """The recorded quality against cost, with the Compare table's configurations marked."""
     plot = gr.Plot(label="recorded quality against cost (from eval.json and the quality sweep)", elem_id="quality-cost")
-    note = gr.Markdown()
+    note = gr.Markdown(label="quality note")
     for event in (checkpoint.change, table.change, demo.load):
         event(
             classroom.quality_cost, [checkpoint, table], [plot, note], show_progress="hidden", api_visibility="private"
@@ -114,7 +114,7 @@ def lab_tab(classroom: Classroom) -> None:
             dataset = gr.Radio(list(DATASETS), value="two moons", label="dataset (two classes each)")
             seconds = gr.Slider(1, MAX_TRAIN_SECONDS, value=20, step=1, label="training time (s)")
             train = gr.Button("Train", variant="primary", elem_id="lab-train")
-            status = gr.Markdown(elem_id="lab-status")
+            status = gr.Markdown(label="lab status", elem_id="lab-status")
             choice = gr.Radio(list(CLASSES), value="both classes", label="sample which class")
             guidance = gr.Number(0.0, label="guidance weight w (with one class)")
             steps = gr.Slider(2, TOY_DIFFUSION.num_timesteps, value=20, step=1, label="sampler steps")
@@ -126,6 +126,12 @@ def lab_tab(classroom: Classroom) -> None:
             field = gr.Plot(label="predicted noise field", elem_id="lab-field")
     train.click(
         classroom.lab_train, [dataset, seconds], [training, status, lab], api_name="lab_train", concurrency_limit=2
-    ).then(classroom.lab_field, [lab, t, choice, guidance], field, api_visibility="private")
+    ).then(
+        classroom.lab_field,
+        [lab, t, choice, guidance],
+        field,
+        api_name="lab_field_after_training",
+        api_visibility="private",
+    )
     sample.click(classroom.lab_sample, [lab, steps, choice, guidance], paths, api_name="lab_sample")
     t.release(classroom.lab_field, [lab, t, choice, guidance], field, api_name="lab_field", show_progress="hidden")

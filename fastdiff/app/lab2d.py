@@ -105,10 +105,10 @@ def animation(lab: Lab | None, num_steps, choice: str, guidance) -> Iterator[Fig
 
 def frames(lab: Lab, runs: dict[str, torch.Tensor]) -> Iterator[Figure]:
     for frame in range(ANIMATION_FRAMES + 1):
-        figure = Figure(figsize=(10, 3.6), layout="constrained")
+        figure = Figure(figsize=(3.4 * len(runs), 3.6), layout="constrained")
         for index, (name, path) in enumerate(runs.items(), 1):
             step = round(frame / ANIMATION_FRAMES * (len(path) - 1))
-            axis = data_axis(figure, (1, 3, index), lab, f"{name}: step {step}/{len(path) - 1}")
+            axis = data_axis(figure, (1, len(runs), index), lab, f"{name}: step {step}/{len(path) - 1}")
             axis.scatter(*path[step].T, s=5, color="black")
         yield figure
         time.sleep(FRAME_SECONDS if frame < ANIMATION_FRAMES else 0)

@@ -75,7 +75,8 @@ class NoiseSchedule:
         elif prediction == "x0":
             eps, x0 = self.predict_eps(x_t, t, output), output
         elif prediction == "v":  # with alpha^2 + sigma^2 = 1: x0 = alpha x_t - sigma v, eps = sigma x_t + alpha v
-            alpha, sigma = self._at(self.alpha_bar, t).sqrt(), (1 - self._at(self.alpha_bar, t)).sqrt()
+            alpha_bar = self._at(self.alpha_bar, t, x_t)
+            alpha, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
             eps, x0 = sigma * x_t + alpha * output, alpha * x_t - sigma * output
         else:
             raise ValueError(f"unknown prediction {prediction!r}")
@@ -90,5 +91,5 @@ class NoiseSchedule:
             return eps
         if prediction == "x0":
             return x0
-        alpha_bar = self._at(self.alpha_bar, t)
+        alpha_bar = self._at(self.alpha_bar, t, x0)
         return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0

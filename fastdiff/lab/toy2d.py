@@ -49,6 +49,8 @@ class ToyConfig:
     num_classes: int = 2
     hidden: int = 128  # width of the MLP
     time_features: int = 16  # sinusoidal features of t
+    prediction: str = "eps"  # what the network predicts (the samplers read it, as from a U-Net's config)
+    guidance_embedding: bool = False  # guidance is two passes, conditional and unconditional
 
 
 class ToyDenoiser(nn.Module):
