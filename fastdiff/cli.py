@@ -531,8 +531,9 @@ def build_parser() -> Parser:
     bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
     bench.add_argument(
         "what",
-        choices=("sample", "train", "profile", "all", "cascade", "gpu"),
-        help="profile: op shares and FLOP/s of a guided forward pass; cascade: single resolution vs 2- and "
+        choices=("sample", "train", "profile", "classroom", "all", "cascade", "gpu"),
+        help="profile: op shares and FLOP/s of a guided forward pass; classroom: the replay's and the 2D lab's "
+        "costs; cascade: single resolution vs 2- and "
         "3-stage cascades, speed and quality; gpu: the GPU check "
         "(CUDA graph vs plain sampling, training per precision, same-seed difference to the CPU)",
     )

@@ -9,6 +9,7 @@ import time
 
 import gradio as gr
 
+from ..diffusion.replay import check_position, step_caption, step_view, strip
 from ..diffusion.trajectory import Trajectory
 from .backend import NO_PICTURE, Backend, user_errors
 from .compare import VARIANTS, configurations, number
@@ -16,7 +17,6 @@ from .forward_strip import forward_strip
 from .generate import SAMPLER_LABELS, whole_number
 from .lab2d import animation, field_figure, train_lab, training_figure
 from .quality_cost import quality_cost_figure, recorded_points
-from .scrub import check_position, step_caption, step_view, strip
 from .sweep import DEFAULT_VALUES, make_points, run_points
 
 PLOT_INTERVAL = 1.0  # seconds between loss plots while the 2D lab trains

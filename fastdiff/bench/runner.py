@@ -26,6 +26,7 @@ from ..nn.baseline import BaselineUNet
 from ..nn.checkpoint import CASCADE, DISTILLED
 from ..report import machine, markdown_table
 from ..train.trainer import Trainer
+from .classroom import bench_classroom
 from .profile import bench_profile
 from .timing import GRID_SIZE, GUIDANCE, build, forward_gflops, grid_setup, isolated, matmul_peak_gflops, time_run
 
@@ -437,7 +438,12 @@ def bench_train(assets: Path) -> str:
 def run(what: str, assets: Path = Path("assets")) -> None:
     assets.mkdir(parents=True, exist_ok=True)
     header = f"Measured with `python -m fastdiff bench {{}}` on: {machine()}.\n\n"
-    for name, bench in (("train", bench_train), ("sample", bench_sample), ("profile", bench_profile)):
+    for name, bench in (
+        ("train", bench_train),
+        ("sample", bench_sample),
+        ("profile", bench_profile),
+        ("classroom", bench_classroom),
+    ):
         if what in (name, "all"):
             text = f"# Benchmark: {name}\n\n" + header.format(name) + bench(assets) + "\n"
             (assets / f"bench-{name}{results_suffix(resolve_device())}.md").write_text(text)

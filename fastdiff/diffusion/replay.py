@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..diffusion.trajectory import KeptStep, Trajectory
+from .trajectory import KeptStep, Trajectory
 
 SCALE = 6  # pixels per image pixel in the step view
 STRIP_COLUMNS = 10  # steps in the downloadable strip

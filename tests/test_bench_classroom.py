@@ -1,0 +1,17 @@
+"""bench classroom's pieces (no timings asserted)."""
+
+import torch
+from helpers import make_tiny_checkpoint
+
+from fastdiff.bench.classroom import on_data_share, time_replay
+
+
+def test_points_on_the_data_are_counted_and_far_ones_are_not():
+    data = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    samples = torch.tensor([[0.05, 0.0], [1.0, 0.95], [0.5, 0.5], [3.0, 3.0]])
+    assert on_data_share(samples, data) == 0.5
+
+
+def test_replay_timing_draws_views_of_a_kept_run(tmp_path):
+    result = time_replay(make_tiny_checkpoint(tmp_path / "base"), steps=4, moves=5)
+    assert result["median_ms"] > 0 and result["max_ms"] >= result["median_ms"] and result["mb"] > 0
