@@ -54,6 +54,8 @@ def test_generate_streams_intermediate_frames_before_the_final_grid(page, screen
     assert len(frames) >= 2, f"only {len(frames)} distinct frame(s) arrived before the final grid"
     page.get_by_text("done: step 300/300").wait_for()
     sync_api.expect(page.locator("#final img")).to_have_attribute("src", re.compile(r"\S"))
+    # the event ends once the GIF and MP4 are written; until then a click on Generate is ignored
+    sync_api.expect(page.locator("#status")).not_to_contain_text("writing", timeout=60_000)
     screenshot(page, "generate")
 
 
@@ -150,3 +152,16 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
         page.get_by_text("alpha_bar =").wait_for(timeout=30_000)
         time.sleep(1)
         shot(page, "learn")
+        page.get_by_role("tab", name="Sweep").click()
+        page.get_by_label("class", exact=True).nth(2).fill("cat")
+        page.get_by_label("class", exact=True).nth(2).press("Enter")
+        page.locator("#sweep").click()
+        page.get_by_text("5/5 · guidance w swept").wait_for(timeout=300_000)
+        time.sleep(1)
+        shot(page, "sweep")
+        page.get_by_role("tab", name="2D lab").click()
+        page.locator("#lab-train").click()
+        page.locator("#lab-status").get_by_text("done:").wait_for(timeout=120_000)
+        page.locator("#lab-sample").click()
+        time.sleep(15)  # the animation plays for a few seconds and stays on its last frame
+        shot(page, "lab")

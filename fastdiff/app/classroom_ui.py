@@ -118,7 +118,7 @@ def lab_tab(classroom: Classroom) -> None:
             choice = gr.Radio(list(CLASSES), value="both classes", label="sample which class")
             guidance = gr.Number(0.0, label="guidance weight w (with one class)")
             steps = gr.Slider(2, TOY_DIFFUSION.num_timesteps, value=20, step=1, label="sampler steps")
-            sample = gr.Button("Sample: DDPM, DDIM, DPM-Solver++", elem_id="lab-sample")
+            sample = gr.Button("Sample with every sampler", elem_id="lab-sample")
             t = gr.Slider(0, TOY_DIFFUSION.num_timesteps - 1, value=60, step=1, label="t of the noise field")
         with gr.Column(scale=2):
             training = gr.Plot(label="data and training loss", elem_id="lab-training")
