@@ -372,8 +372,8 @@ def cmd_plot(args) -> None:
     print(plot_run(args.folder))
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="python -m fastdiff", description="FastDiff: fast class-conditional diffusion.")
+def build_parser(prog: str = "python -m fastdiff") -> Parser:
+    parser = Parser(prog=prog, description="FastDiff: fast class-conditional diffusion.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     device = Parser(add_help=False)
     device.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -564,9 +564,13 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m fastdiff") -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:  # the app parses its own options (fastdiff app --help lists them)
+        cmd_app(argparse.Namespace(app_args=argv[1:]))
+        return 0
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         args.run(args)
     except (UsageError, CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -576,4 +580,4 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """The `fastdiff` console script."""
-    sys.exit(main())
+    sys.exit(main(prog="fastdiff"))

@@ -302,7 +302,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="The FastDiff app (Gradio).")
+    parser = argparse.ArgumentParser(prog="fastdiff app", description="The FastDiff app (Gradio).")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="shipped checkpoints")
