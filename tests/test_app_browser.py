@@ -15,7 +15,10 @@ from helpers import CHROMIUM, CLASSES, make_tiny_checkpoint, png, serve, set_ste
 
 from fastdiff.app.backend import Backend
 from fastdiff.app.compare import DEFAULT_CONFIGS
+from fastdiff.app.forward_strip import recognisable_t
+from fastdiff.config import DiffusionConfig
 from fastdiff.data import default_dataset
+from fastdiff.diffusion.schedule import NoiseSchedule
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +109,9 @@ def test_learn_tab_noises_the_last_generated_image(page, screenshot):
     page.get_by_role("tab", name="Learn").click()
     page.get_by_role("button", name="use the last generated image").click()
     page.get_by_text("alpha_bar =").wait_for(timeout=30_000)
-    sync_api.expect(page.get_by_text(re.compile(r"^t = 250: x_t = "))).to_be_visible()  # T = 1000, t starts at T/4
+    # t starts where the picture still shows through: the last t with SNR >= 16 of this T = 1000 schedule
+    t = recognisable_t(NoiseSchedule(DiffusionConfig(num_timesteps=1000)))
+    sync_api.expect(page.get_by_text(re.compile(rf"^t = {t}: x_t = "))).to_be_visible()
     sync_api.expect(page.locator("#learn-input img")).to_have_count(1)
     sync_api.expect(page.locator("#learn-noised img")).to_have_attribute("src", re.compile(r"\S"))
     screenshot(page, "learn")

@@ -47,3 +47,34 @@ def test_the_step_slider_replays_the_run(page):
     field.press("Enter")
     wait_for_new_view(page, end)
     page.locator("#scrub-caption").get_by_text("step 1/6").wait_for(timeout=10_000)
+
+
+def distinct_sources(page, selector: str, seconds: float) -> set[str]:
+    """The different pictures an element showed while watched for `seconds`."""
+    seen, deadline = set(), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if page.locator(selector).count() and (source := page.locator(selector).first.get_attribute("src")):
+            seen.add(source)
+        page.wait_for_timeout(50)
+    return seen
+
+
+def test_the_sweep_shows_one_picture_per_value_and_they_differ(page):
+    page.get_by_role("tab", name="Sweep").click()
+    page.locator("#sweep").click()
+    page.locator("#sweep-status").get_by_text("5/5").wait_for(timeout=60_000)
+    pictures = page.locator("#sweep-gallery img")
+    assert pictures.count() == 5
+    assert len({pictures.nth(i).get_attribute("src") for i in range(5)}) > 1  # w = 0 and w = 4 differ
+
+
+def test_the_2d_lab_trains_then_animates_the_points(page):
+    page.get_by_role("tab", name="2D lab").click()
+    seconds = page.get_by_label("training time (s)").first
+    seconds.fill("2")
+    seconds.press("Enter")
+    page.locator("#lab-train").click()
+    page.locator("#lab-status").get_by_text("done:").wait_for(timeout=60_000)
+    assert page.locator("#lab-training img").count()
+    page.locator("#lab-sample").click()
+    assert len(distinct_sources(page, "#lab-paths img", 6.0)) >= 2, "the points did not move"

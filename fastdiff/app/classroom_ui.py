@@ -83,7 +83,12 @@ def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | 
     run = gr.Button("Sweep", variant="primary", elem_id="sweep")
     status = gr.Markdown(label="sweep status", elem_id="sweep-status")
     gallery = gr.Gallery(
-        label="only the swept setting changes", columns=5, height=260, format="png", elem_classes="pixels"
+        label="only the swept setting changes",
+        columns=5,
+        height=260,
+        format="png",
+        elem_classes="pixels",
+        elem_id="sweep-gallery",
     )
     setting.change(classroom.sweep_values, setting, values, api_visibility="private")
     run.click(

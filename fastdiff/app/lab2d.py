@@ -18,7 +18,7 @@ from ..lab.flows import noise_field, paths
 from ..lab.toy2d import TOY_DIFFUSION, ToyDenoiser, make_points, one_thread, train
 
 NUM_POINTS = 4000  # training points
-SHOWN_POINTS = 300  # points animated
+SHOWN_POINTS = 500  # points animated
 ANIMATION_FRAMES = 20
 FRAME_SECONDS = 0.15  # pause between animation frames, so the page shows each
 MAX_TRAIN_SECONDS = 120
