@@ -39,7 +39,7 @@ def time_replay(checkpoint: Path | None, steps: int = 50, moves: int = 50) -> di
     for move in order:
         position = move * (len(trajectory.steps) - 1) // (moves - 1)
         start = time.perf_counter()
-        step_view(trajectory, position, 1 + move % GRID_SIZE)
+        step_view(trajectory, position, move % GRID_SIZE)  # images counted from 0 here
         times.append(time.perf_counter() - start)
     return {
         "median_ms": 1000 * statistics.median(times),
