@@ -1,8 +1,10 @@
 """bench classroom's pieces (no timings asserted)."""
 
+import pytest
 import torch
 from helpers import make_tiny_checkpoint
 
+from fastdiff.bench.app_memory import replay_round_trip
 from fastdiff.bench.classroom import on_data_share, time_replay
 
 
@@ -15,3 +17,10 @@ def test_points_on_the_data_are_counted_and_far_ones_are_not():
 def test_replay_timing_draws_views_of_a_kept_run(tmp_path):
     result = time_replay(make_tiny_checkpoint(tmp_path / "base"), steps=4, moves=20)  # more moves than images
     assert result["median_ms"] > 0 and result["max_ms"] >= result["median_ms"] and result["mb"] > 0
+
+
+@pytest.mark.slow  # serves the app in a fresh process
+def test_the_replay_round_trip_is_timed_through_the_served_app(tmp_path):
+    make_tiny_checkpoint(tmp_path / "cifar10-base")
+    result = replay_round_trip(tmp_path, steps=2, num_images=2, moves=3)
+    assert 0 < result["median_ms"] <= result["max_ms"]

@@ -1,11 +1,14 @@
-"""The app's resident memory, for `bench sample`: the app (`python -m fastdiff.app`) served in a fresh process on the
-shipped checkpoints, a guided 16-image grid generated with every shipped generator through
-gradio_client (so all of them are loaded at once), then the server's peak resident memory."""
+"""The served app measured from outside, through gradio_client, with the app (`python -m fastdiff.app`)
+in a fresh process on the shipped checkpoints: its resident memory for `bench sample` (a guided
+16-image grid generated with every shipped generator, so all of them are loaded at once, then the
+server's peak resident memory), and the replay's round trip per slider move for `bench classroom`."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -40,9 +43,9 @@ def connect(url: str, server: subprocess.Popen, timeout: float = 120.0):
             time.sleep(1)
 
 
-def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) -> dict:
-    """{"peak_rss_mb", "generated": the checkpoints that served a grid}; peak_rss_mb is None where
-    /proc is missing (not Linux)."""
+@contextlib.contextmanager
+def served_app(checkpoints: Path):
+    """(server process, gradio_client Client) of the app serving `checkpoints`, stopped at the end."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
@@ -50,7 +53,16 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
         stderr=subprocess.DEVNULL,
     )
     try:
-        client = connect(f"http://127.0.0.1:{port}/", server)
+        yield server, connect(f"http://127.0.0.1:{port}/", server)
+    finally:
+        server.send_signal(signal.SIGINT)  # a clean exit, in which the app removes its temp folder
+        server.wait(timeout=30)
+
+
+def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) -> dict:
+    """{"peak_rss_mb", "generated": the checkpoints that served a grid}; peak_rss_mb is None where
+    /proc is missing (not Linux)."""
+    with served_app(checkpoints) as (server, client):
         generated = [name for name in REQUESTS if (Path(checkpoints) / name / "model.safetensors").exists()]
         for name in generated:
             attention, stages = REQUESTS[name]
@@ -58,6 +70,16 @@ def app_peak_memory(checkpoints: Path, steps: int = 50, num_images: int = 16) ->
                 BASE, "random", "DDIM", steps, 2.0, attention, stages, 0, num_images, 0.0, api_name="/generate"
             )
         return {"peak_rss_mb": peak_resident_mb(server.pid), "generated": generated}
-    finally:
-        server.send_signal(signal.SIGINT)  # a clean exit, in which the app removes its temp folder
-        server.wait(timeout=30)
+
+
+def replay_round_trip(checkpoints: Path, steps: int = 50, num_images: int = 16, moves: int = 30) -> dict:
+    """Milliseconds from a replay slider move sent through gradio_client to the new view received, after
+    a guided DDIM grid of num_images from the base model: median and slowest of `moves`."""
+    with served_app(checkpoints) as (_, client):
+        client.predict(BASE, "random", "DDIM", steps, 2.0, False, "1", 0, num_images, 0.0, api_name="/generate")
+        times = []
+        for move in range(moves):
+            start = time.perf_counter()
+            client.predict(100 * move // (moves - 1), 1 + move % num_images, api_name="/scrub")
+            times.append(time.perf_counter() - start)
+    return {"median_ms": 1000 * statistics.median(times), "max_ms": 1000 * max(times)}

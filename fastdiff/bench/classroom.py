@@ -17,6 +17,7 @@ from ..diffusion.trajectory import Trajectory
 from ..lab.flows import paths
 from ..lab.toy2d import TOY_DIFFUSION, ToyDenoiser, make_points, one_thread, train
 from ..report import markdown_table
+from .app_memory import replay_round_trip
 from .timing import GRID_SIZE, GUIDANCE, grid_setup
 
 FIT_DISTANCE = 0.1  # a sampled point lies on the data when one of the data points is this close
@@ -76,12 +77,17 @@ def time_lab_fit(dataset: str = "two moons") -> dict:
 
 def bench_classroom(assets: Path) -> str:
     replay = time_replay(Path("checkpoints/cifar10-base"))
+    served = replay_round_trip(Path("checkpoints"))
     fit = time_lab_fit()
     rows = [
         [
             f"replay: one slider move over a guided DDIM-50 run of {GRID_SIZE} images (no model call)",
             f"{replay['median_ms']:.1f} ms median, {replay['max_ms']:.1f} ms slowest of 50 moves; "
             f"the kept run {replay['mb']:.1f} MB",
+        ],
+        [
+            "replay through the served app: slider move sent to new view received (gradio_client, 30 moves)",
+            f"{served['median_ms']:.0f} ms median, {served['max_ms']:.0f} ms slowest",
         ],
         [
             f"2D lab: training until DDIM-20 puts {100 * FIT_SHARE:.0f}% of {FIT_POINTS} points within "
