@@ -68,7 +68,7 @@ def test_cancel_stops_a_run_at_once(page):
     page.locator("#generate").click()
     sync_api.expect(status).to_have_text(re.compile(r"^\s*step \d+/1000 "), timeout=60_000)  # this run streams
     page.locator("#cancel").click()
-    page.locator("#status .wrap.hide").wait_for(state="attached", timeout=30_000)  # the page ended the event
+    page.locator("#status").get_by_text("cancelled").wait_for(timeout=30_000)  # the page ended the event
     stopped = status.inner_text()
     time.sleep(1.5)  # a run still going would have streamed ~15 more frames by now
     assert status.inner_text() == stopped and "done" not in stopped

@@ -33,6 +33,7 @@ from .train import TrainingSession
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 NO_WARM_START = "none (from scratch)"
+CANCEL_SETTLE = 0.5  # seconds: several frame intervals (diffusion/frames.py FRAME_INTERVAL)
 NO_PICTURE = "Upload a picture, or press 'use the last generated image' after a generation."
 
 
@@ -115,7 +116,9 @@ class Backend:
 
     @staticmethod
     def cancelled(status: str) -> str:
-        """The status after Cancel: where the run stopped."""
+        """The status after Cancel: where the run was when Cancel was pressed. Frames already on their way
+        land first (CANCEL_SETTLE), so that none of them overwrites this message."""
+        time.sleep(CANCEL_SETTLE)
         if status.startswith("done"):
             return status
         if status.startswith("step "):

@@ -99,6 +99,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         api_name="generate",
         concurrency_limit=SAMPLING_LIMIT,
         concurrency_id="sampling",
+        show_progress_on=[final],  # the status line says where the run is; no tracker over it (nor "Error" on cancel)
     )
     cancel.click(backend.cancelled, status, status, cancels=[event], api_visibility="private")
     return {

@@ -303,6 +303,7 @@ SWEEP = [  # (label, checkpoint name, sampler, steps, guidance, stages, share of
     ("DDIM-50", "cifar10-base", "ddim", 50, 2.0, 1, 1),
     *[(f"DDIM-{s}", "cifar10-base", "ddim", s, 2.0, 1, 1 / 2) for s in (20, 10)],
     *[(f"DPM-Solver++ {s}", "cifar10-base", "dpm++", s, 2.0, 1, 1 / 2) for s in (20, 10)],
+    ("DPM-Solver++ SDE 20 (the app's default)", "cifar10-base", "dpm++sde", 20, 2.0, 1, 1 / 2),
     *[(f"DDIM-50, w={w}", "cifar10-base", "ddim", 50, float(w), 1, 1 / 4) for w in (0, 1, 3, 4)],
     ("attention, DDIM-100", "cifar10-attn", "ddim", 100, 2.0, 1, 1 / 4),
     ("cascade 8->16->32, DDIM-50 scaled", "cifar10-cascade", "ddim", 50, 2.0, 3, 1 / 2),
