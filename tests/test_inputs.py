@@ -1,28 +1,11 @@
 """The command line and the training data check their input before any work and name what is wrong:
 output paths, seeds, zip members, empty class folders, unreadable images, a run folder in use."""
 
-import io
-import zipfile
-
-import numpy as np
 import pytest
-from PIL import Image
+from helpers import png, write_zip
 
 from fastdiff.cli import main
 from fastdiff.data import DataError, load_image_folder
-
-
-def png(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def write_zip(path, files: dict[str, bytes]):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
 
 
 def sample(checkpoint, *args) -> list[str]:
