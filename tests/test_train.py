@@ -127,7 +127,7 @@ def test_torchrun_two_gloo_processes_only_rank0_writes(tmp_path):
     colors = {"red": (220, 20, 20), "blue": (20, 20, 220)}
     files = {f"pictures/{name}/{i}.png": flat_png(color) for name, color in colors.items() for i in range(8)}
     data = write_zip(tmp_path / "data.zip", files)
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    env = os.environ | {"OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}  # torchrun's own temp folders too
     result = subprocess.run(
         [
             sys.executable,

@@ -42,10 +42,17 @@ def from_record(checkpoint: str, record: dict) -> Measured | None:
         return None
 
 
-ROW = re.compile(  # | label (n=N) | accuracy% | KID ± std | FD | NFE (a+b+c) | images/s |
-    r"^\| (?P<label>.+?) \(n=\d+\) \| (?P<acc>[\d.]+)% \| (?P<kid>-?[\d.]+) ± [\d.]+ \| [^|]* \| "
-    r"(?P<nfe>[\d+]+) \| (?P<ips>[\d.]+) \|"
-)
+LABEL = re.compile(r"^(?P<label>.+?) \(n=\d+\)$")  # "DDIM-50 (n=1000)"
+
+
+def table_rows(text: str) -> list[dict[str, str]]:
+    """The rows of a markdown table as {header: cell}, read by the header line's names (so a column added
+    or moved changes nothing here)."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    if len(lines) < 2:
+        return []
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return [dict(zip(cells[0], row)) for row in cells[2:]]
 
 
 def from_sweep_table(text: str) -> list[Measured]:
@@ -54,16 +61,14 @@ def from_sweep_table(text: str) -> list[Measured]:
         label: (name, (sampler, steps, guidance, stages)) for label, name, sampler, steps, guidance, stages, _ in SWEEP
     }
     points = []
-    for line in text.splitlines():
-        match = ROW.match(line)
-        if match and match["label"] in known and float(match["ips"]) > 0:
-            name, configuration = known[match["label"]]
-            nfe = sum(int(n) for n in match["nfe"].split("+"))
-            points.append(
-                Measured(
-                    name, configuration, nfe, 1 / float(match["ips"]), float(match["acc"]) / 100, float(match["kid"])
-                )
-            )
+    for row in table_rows(text):
+        label = LABEL.match(row.get("configuration", ""))
+        if not label or label["label"] not in known or not row.get("images/s"):
+            continue
+        name, configuration = known[label["label"]]
+        nfe = sum(int(n) for n in row["NFE"].split("+"))
+        accuracy, kid = float(row["class acc."].rstrip("%")) / 100, float(row["KID"].split("±")[0])
+        points.append(Measured(name, configuration, nfe, 1 / float(row["images/s"]), accuracy, kid))
     return points
 
 
