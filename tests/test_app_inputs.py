@@ -97,6 +97,8 @@ def test_the_api_page_lists_the_page_actions_with_named_outputs_and_free_text_cl
         assert all(not r["label"].startswith("value_") for r in endpoint["returns"]), name
     parameters = {p["parameter_name"]: p for p in endpoints["/generate"]["parameters"]}
     assert parameters["class_name"]["python_type"]["type"] == "str"
+    sweep = {p["parameter_name"]: p for p in endpoints["/sweep"]["parameters"]}
+    assert sweep["class_name"]["python_type"]["type"] == sweep["checkpoint"]["python_type"]["type"] == "str"
     assert parameters["stages"]["python_type"]["type"] == "Literal['1', '2', '3']"
     assert all(p["parameter_has_default"] for p in endpoints["/train"]["parameters"][1:])
 

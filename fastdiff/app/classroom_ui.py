@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..lab.toy2d import DATASETS, TOY_DIFFUSION
 from .classroom import Classroom
+from .controls import free_dropdown
 from .generate import MAX_IMAGES, SAMPLER_LABELS
 from .lab2d import CLASSES, MAX_TRAIN_SECONDS
 from .sweep import DEFAULT_VALUES, SETTINGS
@@ -70,13 +71,14 @@ def sweep_tab(classroom: Classroom, checkpoint_names: list[str], default: str | 
     """One image per value of one setting, on the same seed, with its time. queue: the Sweep button's
     concurrency_limit and concurrency_id."""
     with gr.Row():
-        checkpoint = gr.Dropdown(checkpoint_names, value=default, label="checkpoint", allow_custom_value=True)
-        class_name = gr.Dropdown(["random"], value="random", label="class", allow_custom_value=True)
+        checkpoint = free_dropdown(checkpoint_names, value=default, label="checkpoint")
+        class_name = free_dropdown(["random"], value="random", label="class")
+        # deterministic by default: the image follows the starting noise and the swept setting alone
         sampler = gr.Radio(list(SAMPLER_LABELS), value="DPM-Solver++", label="sampler")
     with gr.Row():
-        steps = gr.Number(20, precision=0, label="steps")
+        steps = gr.Number(20, label="steps")
         guidance = gr.Number(2.0, label="guidance weight w")
-        seed = gr.Number(0, precision=0, label="seed (the same noise for every image)")
+        seed = gr.Number(0, label="seed (the same noise for every image)")
     with gr.Row():
         setting = gr.Radio(list(SETTINGS), value="guidance w", label="setting to sweep")
         values = gr.Textbox(DEFAULT_VALUES["guidance w"], label="its values, comma-separated", elem_id="sweep-values")

@@ -19,6 +19,7 @@ from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .classroom import Classroom
 from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
+from .controls import free_dropdown
 from .forward_strip import recognisable_t
 from .generate import DEFAULT_SAMPLER, MAX_IMAGES, SAMPLER_LABELS
 from .learn import EXPLANATION
@@ -26,14 +27,6 @@ from .learn import EXPLANATION
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
 #learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
 SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wait in the queue
-
-
-def free_dropdown(*args, **kwargs) -> gr.Dropdown:
-    """A dropdown that also takes typed values, documented in the API as any text rather than only its
-    first choices (an instance attribute: a gr.Dropdown subclass would make Gradio write a .pyi stub)."""
-    dropdown = gr.Dropdown(*args, allow_custom_value=True, **kwargs)
-    dropdown.api_info = lambda: {"type": "string"}
-    return dropdown
 
 
 def in_order_of(handler, controls: dict) -> list:
