@@ -7,13 +7,10 @@ import tempfile
 
 import pytest
 import torch
-from gradio_client import Client
-from helpers import CLASSES, TINY, color_dataset, flat_png, make_tiny_checkpoint, write_zip
+from helpers import CLASSES, TINY, color_dataset, flat_png, make_tiny_checkpoint, served_client, write_zip
 
-from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
 from fastdiff.app.models import ModelStore
-from fastdiff.bench.app_memory import free_port
 from fastdiff.config import ModelConfig, TrainConfig
 from fastdiff.data import load_dataset
 from fastdiff.eval.classifier import train_classifier
@@ -114,11 +111,8 @@ def served(tmp_path_factory):
     make_tiny_checkpoint(root / "checkpoints" / "cifar10-cascade", cascade=True)
     make_tiny_checkpoint(root / "runs" / "plain")
     backend = Backend(root / "checkpoints", root / "runs", root / "shared.zip", root)
-    demo = app.build_app(backend)
-    port = free_port()
-    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
-    demo.close()
+    for client in served_client(backend, root):
+        yield backend, client
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import torch
+from gradio_client import Client
 from PIL import Image
 
 from fastdiff.app import ui as app
@@ -101,6 +102,16 @@ GOOD = dict(
     num_images=4,
     eta=0.0,
 )
+
+
+def served_client(backend, root):
+    """Serve the app of backend on a free port and yield a gradio_client Client for it (downloads in
+    root/downloads); the server closes when the generator does."""
+    demo = app.build_app(backend)
+    port = free_port()
+    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
+    demo.close()
 
 
 def generate(client, **changes):

@@ -3,27 +3,12 @@ only the page's actions, with named outputs; the checkpoint lists hold generator
 
 import json
 
+import helpers
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
-from helpers import make_tiny_checkpoint
+from helpers import make_tiny_checkpoint, served_client
 
-from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
-from fastdiff.bench.app_memory import free_port
-
-GOOD = dict(
-    checkpoint="cifar10-base",
-    class_name="c",
-    sampler="DDIM",
-    steps=3,
-    guidance=2.0,
-    attention=False,
-    stages="1",
-    seed=0,
-    num_images=2,
-    eta=0.0,
-)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +21,13 @@ def served(tmp_path_factory):
     (evaluator / "model.safetensors").write_bytes(b"")
     (evaluator / "config.json").write_text(json.dumps({"classifier": {"width": 32}}))
     backend = Backend(root / "checkpoints", root / "runs", root / "data.zip", root)
-    demo = app.build_app(backend)
-    port = free_port()
-    app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-    yield backend, Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(root / "downloads"))
-    demo.close()
+    for client in served_client(backend, root):
+        yield backend, client
 
 
 def generate(client, **changes):
-    return client.predict(*{**GOOD, **changes}.values(), api_name="/generate")
+    """A short Generate request (3 steps, 2 images) with changes."""
+    return helpers.generate(client, **{"steps": 3, "num_images": 2, **changes})
 
 
 @pytest.mark.parametrize(
