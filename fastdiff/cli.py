@@ -153,12 +153,14 @@ def cmd_train(args) -> None:
     from .train.trainer import Trainer, clear_run, plot_run, run_files, setup_distributed
 
     device = setup_distributed(args.device) or resolve_device(args.device)
-    model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention)
+    model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention, prediction=args.prediction)
     size = model_config.image_size
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
     train_config = config_from_args(TrainConfig, args)
     dataset = load_dataset(args.data, "train", model_config.image_size)
-    diffusion_config = DiffusionConfig(num_timesteps=args.timesteps, schedule=args.schedule)
+    diffusion_config = DiffusionConfig(
+        num_timesteps=args.timesteps, schedule=args.schedule, zero_terminal_snr=args.zero_terminal_snr
+    )
     if args.resume and not (Path(args.out) / "training_state.safetensors").exists():
         raise UsageError(f"--resume: {args.out} has no training_state.safetensors to resume from")
     if args.resume and args.overwrite:
@@ -441,6 +443,17 @@ def build_parser(prog: str = "python -m fastdiff") -> Parser:
     )
     train.add_argument("--timesteps", type=int, default=DiffusionConfig.num_timesteps)
     train.add_argument("--schedule", default=DiffusionConfig.schedule, choices=("linear", "cosine"))
+    train.add_argument(
+        "--zero-terminal-snr",
+        action="store_true",
+        help="rescale the schedule so that its last timestep is pure noise (Lin et al. 2024; needs --prediction v)",
+    )
+    train.add_argument(
+        "--prediction",
+        default=ModelConfig.prediction,
+        choices=PREDICTIONS,
+        help="what the network outputs: eps (the paper's), v or x0",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
         "--overwrite", action="store_true", help="start over in an --out that holds a run (its files are removed)"

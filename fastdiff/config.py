@@ -75,6 +75,9 @@ class DiffusionConfig:
     schedule: str = "linear"  # "linear" (DDPM) or "cosine" (Nichol & Dhariwal 2021)
     beta_start: float = 1e-4  # beta_1 of the linear schedule
     beta_end: float = 0.02  # beta_T of the linear schedule
+    # rescale the schedule so that the last timestep is pure noise (Lin et al. 2024, "Common diffusion noise
+    # schedules and sample steps are flawed", Algorithm 1); needs a v- or x0-predicting network
+    zero_terminal_snr: bool = False
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
@@ -99,6 +102,9 @@ class TrainConfig:
     ema_decay: float = option(0.999, "EMA of the weights, ramped up over the first steps")
     precision: str = option("auto", "auto | fp32 | bf16 | fp16")
     grad_clip: float = option(1.0, "max global gradient norm (0 = off)")
+    min_snr_gamma: float = option(
+        0.0, "weight each timestep's loss as Min-SNR-gamma (Hang et al. 2023) with this gamma, e.g. 5 (0 = off)"
+    )
     freeze_base: bool = option(
         False,
         "with --init: keep the plain U-Net's weights fixed and train only the layers --cascade or --attention adds",
@@ -110,7 +116,7 @@ class TrainConfig:
 
     def __post_init__(self):
         minimums = dict(epochs=1, batch_size=1, max_bad_steps=1, warmup_steps=0, preview_every=0, eval_every=0)
-        for name, low in {**minimums, "lr_min": 0, "grad_clip": 0}.items():
+        for name, low in {**minimums, "lr_min": 0, "grad_clip": 0, "min_snr_gamma": 0}.items():
             if not getattr(self, name) >= low:  # also refuses NaN
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
         if not self.lr > 0:

@@ -1,6 +1,7 @@
 """What several test modules build: tiny random checkpoints, a small easy dataset and zip files of
 PNG images. Imported by conftest.py (fixtures) and by the test modules themselves."""
 
+import dataclasses
 import io
 import math
 import time
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from gradio_client import Client
 from PIL import Image
+from torch import nn
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
@@ -202,3 +204,20 @@ def make_trainer(tmp_path, name="run", **overrides):
         **{"epochs": 3, "batch_size": 16, "lr": 1e-3, "precision": "fp32", "preview_every": 0} | overrides
     )
     return Trainer(color_dataset(), tmp_path / name, config, ModelConfig(n_feat=8))
+
+
+class Reparameterized(nn.Module):
+    """An eps network whose output is converted to another parameterization: the same function."""
+
+    def __init__(self, eps_model, prediction: str, schedule):
+        super().__init__()
+        self.eps_model, self.schedule = eps_model, schedule
+        self.config = dataclasses.replace(eps_model.config, prediction=prediction)
+
+    @property
+    def null_class(self) -> int:
+        return self.eps_model.null_class
+
+    def forward(self, x_t, t, class_labels=None):
+        eps = self.eps_model(x_t, t, class_labels)
+        return self.schedule.prediction_target(eps, self.schedule.predict_x0(x_t, t, eps), t, self.config.prediction)

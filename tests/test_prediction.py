@@ -1,10 +1,9 @@
 """Network parameterizations: eps, x0 and v outputs convert into each other exactly, and every sampler
 gives the same images for a v- or x0-predicting network as for the eps network it is equivalent to."""
 
-import dataclasses
-
 import pytest
 import torch
+from helpers import Reparameterized
 from torch import nn
 
 from fastdiff.config import DiffusionConfig, ModelConfig, from_dict
@@ -13,23 +12,6 @@ from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.nn.unet import UNet
 
 SCHEDULE = NoiseSchedule(DiffusionConfig(num_timesteps=50))
-
-
-class Reparameterized(nn.Module):
-    """An eps network whose output is converted to another parameterization: the same function."""
-
-    def __init__(self, eps_model: UNet, prediction: str):
-        super().__init__()
-        self.eps_model = eps_model
-        self.config = dataclasses.replace(eps_model.config, prediction=prediction)
-
-    @property
-    def null_class(self) -> int:
-        return self.eps_model.null_class
-
-    def forward(self, x_t, t, class_labels=None):
-        eps = self.eps_model(x_t, t, class_labels)
-        return SCHEDULE.prediction_target(eps, SCHEDULE.predict_x0(x_t, t, eps), t, self.config.prediction)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
@@ -59,7 +41,7 @@ def test_sampler_gives_the_same_images_for_an_equivalent_model(prediction, sampl
     eps_model = UNet(ModelConfig(n_feat=8, image_size=8, class_names=tuple("abcdefghij"))).eval()
     for p in eps_model.parameters():
         nn.init.normal_(p, std=0.05)
-    other = Reparameterized(eps_model, prediction)
+    other = Reparameterized(eps_model, prediction, SCHEDULE)
     labels, seeds = torch.tensor([1, 7]), [3, 4]
     images = [
         sample(model, SCHEDULE, labels, seeds, make_plan(model, SCHEDULE, sampler, steps, guidance=2.0))

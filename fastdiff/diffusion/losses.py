@@ -26,14 +26,32 @@ def diffusion_loss(
     labels: torch.Tensor,
     generator: torch.Generator,
     label_dropout: float,
+    min_snr_gamma: float = 0.0,
     **model_kwargs,
 ) -> torch.Tensor:
     """Ho et al. 2020, Algorithm 1: MSE between the noise and its prediction at a uniform t, with
     labels replaced by the null class at rate label_dropout (classifier-free guidance training).
+    A v- or x0-predicting network is compared with its own target instead of the noise. With
+    min_snr_gamma > 0 each sample's error is weighted as Min-SNR-gamma (Hang et al. 2023) weights it.
     model_kwargs (a cascade's `condition`) go to the network unchanged."""
     t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
-    x_t, noise, labels = noisy_batch(schedule, x0, t, labels, generator, label_dropout, unwrap(model).null_class)
-    return F.mse_loss(model(x_t, t, labels, **model_kwargs).float(), noise)
+    network = unwrap(model)
+    x_t, noise, labels = noisy_batch(schedule, x0, t, labels, generator, label_dropout, network.null_class)
+    prediction = network.config.prediction
+    target = schedule.prediction_target(noise, x0, t, prediction)
+    output = model(x_t, t, labels, **model_kwargs).float()
+    if not min_snr_gamma:
+        return F.mse_loss(output, target)
+    errors = (output - target).square().mean(dim=tuple(range(1, x0.dim())))
+    return (min_snr_weight(schedule, t, prediction, min_snr_gamma) * errors).mean()
+
+
+def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, prediction: str, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma (Hang et al. 2023, eq. 6 and its table of equivalents): the x0 loss weighted by
+    min(SNR, gamma), written for the network's own target. eps = x0 error / SNR, v = x0 error / (SNR + 1)."""
+    snr = schedule.snr()[t]
+    clipped = snr.clamp(max=gamma)
+    return {"eps": clipped / snr, "v": clipped / (snr + 1), "x0": clipped}[prediction]
 
 
 def noisy_batch(
@@ -74,15 +92,17 @@ def cascade_loss(
     labels: torch.Tensor,
     generator: torch.Generator,
     label_dropout: float,
+    min_snr_gamma: float = 0.0,
 ) -> torch.Tensor:
     """LowDiff Algorithm 1: the sum over resolutions of the plain loss at that resolution. The lowest
     is an ordinary class-conditional model; each higher one is conditioned on the noisy, upsampled
     next-lower image. Each term only runs (and so only trains) the blocks of its resolution."""
     cascade = unwrap(model).cascade
-    loss = diffusion_loss(model, schedule, downsample(x0, cascade.resolutions[0]), labels, generator, label_dropout)
+    lowest = downsample(x0, cascade.resolutions[0])
+    loss = diffusion_loss(model, schedule, lowest, labels, generator, label_dropout, min_snr_gamma)
     for low, size in zip(cascade.resolutions, cascade.resolutions[1:]):
         condition = noisy_condition(schedule, downsample(x0, low), size, generator, cascade.condition_dropout)
         loss = loss + diffusion_loss(
-            model, schedule, downsample(x0, size), labels, generator, label_dropout, condition=condition
+            model, schedule, downsample(x0, size), labels, generator, label_dropout, min_snr_gamma, condition=condition
         )
     return loss

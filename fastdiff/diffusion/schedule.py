@@ -14,8 +14,24 @@ import torch
 
 from ..config import DiffusionConfig
 
+# alpha_bar at the last timestep of a zero-terminal-SNR schedule: 0 in theory; this keeps log-SNR (which the
+# DPM-Solver samplers step in) finite, as diffusers does
+TERMINAL_ALPHA_BAR = 2.0**-24
+
 
 def make_betas(config: DiffusionConfig) -> torch.Tensor:
+    betas = schedule_betas(config)
+    if not config.zero_terminal_snr:
+        return betas
+    # Lin et al. 2024, Algorithm 1: shift and scale sqrt(alpha_bar) to end at 0, keeping its first value
+    root = torch.cumprod(1 - betas, dim=0).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    alpha_bar = ((root - last) * first / (first - last)).square()
+    alpha_bar[-1] = TERMINAL_ALPHA_BAR
+    return 1 - alpha_bar / torch.cat([torch.ones(1, dtype=alpha_bar.dtype), alpha_bar[:-1]])
+
+
+def schedule_betas(config: DiffusionConfig) -> torch.Tensor:
     T = config.num_timesteps
     if config.schedule == "linear":
         return torch.linspace(config.beta_start, config.beta_end, T, dtype=torch.float64)

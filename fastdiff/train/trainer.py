@@ -13,6 +13,7 @@ loss costs nothing, every step is read at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -136,8 +137,15 @@ class Trainer:
                 "class_names": dataset.class_names,
             },
         )
+        if diffusion_config.zero_terminal_snr and self.model_config.prediction == "eps":
+            raise ValueError(
+                "a zero-terminal-SNR schedule needs a v- or x0-predicting network: the noise at the last "
+                "timestep is the input itself, and x0 cannot be recovered from it"
+            )
         self.diffusion_config, self.cascade_config = diffusion_config, cascade_config
-        self.loss = diffusion_loss if cascade_config is None else cascade_loss
+        self.loss = functools.partial(
+            diffusion_loss if cascade_config is None else cascade_loss, min_snr_gamma=train_config.min_snr_gamma
+        )
         self.schedule = NoiseSchedule(diffusion_config, device)
         torch.manual_seed(train_config.seed)
         self.model = (model or build_model(self.model_config, cascade_config)).to(device)
@@ -165,11 +173,14 @@ class Trainer:
     def _warm_start(self, init: Path) -> None:
         """Start from a checkpoint's weights. A smaller model warm-starts a larger one: a plain
         checkpoint starts a cascade's full-size path or the attention variant; the added layers keep
-        their initialisation, under which they start as the identity (see unet.py)."""
+        their initialisation, under which they start as the identity (see unet.py). The weights may
+        also start a network of another parameterization (an eps model a v model), which then learns
+        its new output."""
         init_model, _, init_training = ckpt.load_model(init)
         init_cascade = getattr(init_model, "cascade", None)
         adds_attention = self.model_config.attention and not init_model.config.attention
-        config = from_dict(ModelConfig, {**to_dict(init_model.config), "attention": self.model_config.attention})
+        changed = {name: getattr(self.model_config, name) for name in ("attention", "prediction")}
+        config = from_dict(ModelConfig, {**to_dict(init_model.config), **changed})
         if config != self.model_config or init_cascade not in (None, self.cascade_config):
             raise ValueError(
                 f"{init}: its model config does not match this run's ({init_model.config} vs {self.model_config})"
