@@ -2,7 +2,7 @@
 shipped base for the same images, in the same order, with the same noise (seed 0), and the evaluator scores
 every result on the same seeds. Writes assets/recipes.md. Resumable: a finished run or score is kept.
 
-    python scripts/compare_recipes.py --data ../shared/data/cifar10-jpeg.zip --runs /tmp/recipes
+    python -m scripts.compare_recipes --data ../shared/data/cifar10-jpeg.zip --runs /tmp/recipes
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main() -> None:
         f"cosine to 1e-6. Scored by the project's evaluator on {dataset_label(args.data)} (CIFAR-10 JPEG copy), "
         f"n = {args.n} samples on the same seeds for every model, guided w = 2. The final loss is each recipe's "
         f"own objective, so it compares epochs of one recipe, not recipes.\n\n"
-        f"Made with `python scripts/compare_recipes.py --data {args.data} --runs RUNS --epochs {args.epochs} "
+        f"Made with `python -m scripts.compare_recipes --data {args.data} --runs RUNS --epochs {args.epochs} "
         f"--n {args.n}` on: {machine()}. Each run's command: "
         f"`{' '.join(train_command('paper', args.data, Path('RUNS'), args.epochs))}` plus the recipe's flags "
         f"({recipe_flags}).\n\n" + markdown_table(headers, rows) + "\n"
