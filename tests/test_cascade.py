@@ -304,3 +304,18 @@ def test_cli_samples_a_cascade_and_refuses_stages_on_a_plain_checkpoint(cascade,
     )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "plain model" in err
+
+
+def test_a_v_predicting_cascade_trains_on_its_target_and_samples_every_stage_count():
+    model = randomized(CascadeUNet(ModelConfig(**TINY, prediction="v"), CascadeConfig((8, 16, 32))))
+    x0 = torch.rand(4, 3, 32, 32) * 2 - 1
+    cascade_loss(model, SCHEDULE, x0, torch.arange(4), torch.Generator().manual_seed(0), 0.1, 5.0).backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters())
+    for stages in (1, 2, 3):
+        images = sample(model, SCHEDULE, LABELS, [0, 1], make_plan(model, SCHEDULE, "ddim", 10, 2.0, stages=stages))
+        assert images.shape == (2, 3, 32, 32) and images.isfinite().all()
+
+
+def test_a_cascade_refuses_a_guidance_input():
+    with pytest.raises(ValueError, match="no guidance input"):
+        CascadeUNet(ModelConfig(**TINY, guidance_embedding=True), CascadeConfig((8, 16, 32)))

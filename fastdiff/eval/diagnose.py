@@ -92,8 +92,10 @@ def eps_calibration(model, schedule: NoiseSchedule, images, labels, precision: s
     for t in sorted({round(point * (schedule.num_timesteps - 1)) for point in CALIBRATION_POINTS}):
         eps = torch.randn(images.shape, generator=generator).to(device)
         t_batch = torch.full((len(images),), t, device=device)
+        x_t = schedule.q_sample(images, t_batch, eps)
         with autocast(device, precision):
-            eps_hat = model(schedule.q_sample(images, t_batch, eps), t_batch, labels).float()
+            output = model(x_t, t_batch, labels).float()
+        eps_hat, _ = schedule.eps_and_x0(output, x_t, t_batch, model.config.prediction)
         mse = (eps_hat - eps).square().mean().item()
         alpha_bar = schedule.alpha_bar[t].item()
         rows.append(
@@ -120,8 +122,9 @@ def first_step(model, schedule: NoiseSchedule, images, labels, precision: str) -
     rows = []
     for name, x_t in (("training marginal", schedule.q_sample(images, t_batch, noise)), ("pure noise", noise)):
         with autocast(device, precision):
-            eps_hat = model(x_t, t_batch, labels).float()
-        x0 = schedule.predict_x0(x_t, t_batch, eps_hat).clamp(-1, 1)
+            output = model(x_t, t_batch, labels).float()
+        eps_hat, x0 = schedule.eps_and_x0(output, x_t, t_batch, model.config.prediction)
+        x0 = x0.clamp(-1, 1)
         ratio = (eps_hat.flatten(1).norm(dim=1) / x_t.flatten(1).norm(dim=1)).mean().item()
         rows.append(
             [

@@ -34,8 +34,8 @@ def upsample_condition(images: torch.Tensor, size: int) -> torch.Tensor:
 
 class CascadeUNet(UNet):
     def __init__(self, config: ModelConfig, cascade: CascadeConfig):
-        if config.guidance_embedding or config.prediction != "eps":
-            raise ValueError("a cascade predicts eps and takes no guidance input (no distilled cascades)")
+        if config.guidance_embedding:
+            raise ValueError("a cascade takes no guidance input (no distilled cascades)")
         super().__init__(config)
         sizes = [config.image_size // 2**depth for depth in range(3)]  # the U-Net's three levels
         if cascade.resolutions[-1] != config.image_size or not set(cascade.resolutions) <= set(sizes):
