@@ -150,10 +150,11 @@ def cmd_train(args) -> None:
     from .data import load_dataset
     from .device import resolve_device
     from .diffusion.sampling import MAX_SEED
-    from .train.trainer import Trainer, clear_run, plot_run, run_files, setup_distributed
+    from .train.trainer import Trainer, clear_run, plot_run, run_files, setup_distributed, warm_start_prediction
 
     device = setup_distributed(args.device) or resolve_device(args.device)
-    model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention, prediction=args.prediction)
+    prediction = args.prediction or warm_start_prediction(args.init)
+    model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention, prediction=prediction)
     size = model_config.image_size
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
     train_config = config_from_args(TrainConfig, args)
@@ -450,9 +451,9 @@ def build_parser(prog: str = "python -m fastdiff") -> Parser:
     )
     train.add_argument(
         "--prediction",
-        default=ModelConfig.prediction,
+        default=None,
         choices=PREDICTIONS,
-        help="what the network outputs: eps (the paper's), v or x0",
+        help="what the network outputs: eps (the paper's), v or x0 (default: the --init checkpoint's, else v)",
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(

@@ -9,6 +9,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 PREDICTIONS = ("eps", "v", "x0")  # network parameterizations (see diffusion/schedule.py)
+# what a new training run's network predicts, with Min-SNR-5 weighting (TrainConfig.min_snr_gamma): the recipe
+# comparison's winner (assets/recipes.md); the paper's recipe is eps with uniform weighting
+TRAINING_PREDICTION = "v"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -103,7 +106,7 @@ class TrainConfig:
     precision: str = option("auto", "auto | fp32 | bf16 | fp16")
     grad_clip: float = option(1.0, "max global gradient norm (0 = off)")
     min_snr_gamma: float = option(
-        0.0, "weight each timestep's loss as Min-SNR-gamma (Hang et al. 2023) with this gamma, e.g. 5 (0 = off)"
+        5.0, "weight each timestep's loss as Min-SNR-gamma (Hang et al. 2023) with this gamma (0 = off, the paper's)"
     )
     freeze_base: bool = option(
         False,

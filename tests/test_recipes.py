@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from helpers import Reparameterized, color_dataset, make_tiny_checkpoint
 
 from fastdiff.cli import main
-from fastdiff.config import DiffusionConfig, ModelConfig, TrainConfig, from_dict
+from fastdiff.config import TRAINING_PREDICTION, DiffusionConfig, ModelConfig, TrainConfig, from_dict
 from fastdiff.diffusion.losses import diffusion_loss, min_snr_weight
 from fastdiff.diffusion.sampling import make_plan, sample
 from fastdiff.diffusion.schedule import TERMINAL_ALPHA_BAR, NoiseSchedule
 from fastdiff.nn import checkpoint as ckpt
 from fastdiff.nn.unet import UNet
-from fastdiff.train.trainer import Trainer
+from fastdiff.train.trainer import Trainer, warm_start_prediction
 
 SCHEDULE = NoiseSchedule(DiffusionConfig(num_timesteps=50))
 x0 = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
@@ -74,7 +74,6 @@ def test_zero_terminal_snr_ends_in_pure_noise_and_keeps_the_first_step():
 
 def test_configs_without_the_new_options_load_as_before():
     assert from_dict(DiffusionConfig, {"num_timesteps": 50}).zero_terminal_snr is False
-    assert from_dict(TrainConfig, {"epochs": 2}).min_snr_gamma == 0.0
 
 
 def test_zero_terminal_snr_refuses_an_eps_network(tmp_path):
@@ -107,3 +106,9 @@ def test_train_flags_record_the_recipe_and_its_model_samples_with_every_sampler(
     for sampler, steps in (("ddim", 5), ("dpm++", 5), ("dpm++sde", 5), ("ddpm", 50)):
         images = sample(model, schedule, torch.tensor([0, 1]), [0, 1], make_plan(model, schedule, sampler, steps, 2.0))
         assert images.isfinite().all() and images.abs().max() <= 1, sampler
+
+
+def test_a_new_run_trains_the_winning_recipe_and_a_warm_start_keeps_its_checkpoints_prediction(tmp_path):
+    assert warm_start_prediction(None) == TRAINING_PREDICTION == "v" and TrainConfig().min_snr_gamma == 5.0
+    assert warm_start_prediction(make_tiny_checkpoint(tmp_path / "eps")) == "eps"
+    assert warm_start_prediction(make_tiny_checkpoint(tmp_path / "x0", prediction="x0")) == "x0"

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import gradio as gr
 
-from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from ..config import TRAINING_PREDICTION, CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
@@ -183,7 +183,7 @@ class Backend:
                 raise ValueError("epochs must be between 1 and 1000 and batch size between 1 and 1024")
             if precision not in TRAIN_PRECISIONS:
                 raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {precision!r}")
-            model_config, init = ModelConfig(attention=bool(attention)), None
+            model_config, init = ModelConfig(attention=bool(attention), prediction=TRAINING_PREDICTION), None
             if warm_start and warm_start != NO_WARM_START:
                 init = self.store.folder(warm_start)
                 init_config = read_config(init)[0]
@@ -194,7 +194,9 @@ class Backend:
                     )
                 if self.store.is_cascade(warm_start) and not cascade:
                     raise ValueError(f"warm start: {warm_start} is a cascade; tick 'cascade' to continue it")
-                model_config = ModelConfig(n_feat=init_config.n_feat, attention=init_config.attention)
+                model_config = ModelConfig(
+                    n_feat=init_config.n_feat, attention=init_config.attention, prediction=init_config.prediction
+                )
             if freeze_base and (init is None or not cascade):
                 raise ValueError(
                     "keeping the base fixed trains only a cascade's added layers: tick 'cascade' "

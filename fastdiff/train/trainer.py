@@ -28,7 +28,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..config import (
+    TRAINING_PREDICTION,
+    CascadeConfig,
+    DiffusionConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
 from ..data import ImageDataset
 from ..device import autocast, peak_resident_mb, resolve_device, resolve_precision, setup_backends
 from ..diffusion.losses import cascade_loss, diffusion_loss
@@ -429,6 +437,12 @@ class Trainer:
         save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))
         save_animation([grid(f, scale=4) for f in frames], base.with_suffix(".gif"))
         return base.with_suffix(".png")
+
+
+def warm_start_prediction(init: Path | None) -> str:
+    """The parameterization a run trains when none is asked for: its warm start's, so that continuing a
+    checkpoint keeps what it predicts, else TRAINING_PREDICTION."""
+    return ckpt.read_config(init)[0].prediction if init is not None else TRAINING_PREDICTION
 
 
 RUN_FILES = (ckpt.WEIGHTS_NAME, ckpt.CONFIG_NAME, STATE_NAME, LOG_NAME, "loss.png", "previews")
