@@ -23,12 +23,15 @@ from fastdiff.report import machine, markdown_table
 
 BASE = Path("checkpoints/cifar10-base")
 CLASSIFIER = Path("checkpoints/evaluator-cifar10")
-RECIPES = {  # name -> (train flags beyond the shared ones, what it tests)
-    "paper": ([], "the paper's recipe: eps, uniform t, linear betas"),
-    "min-snr-5": (["--min-snr-gamma", "5"], "Min-SNR-gamma weighting, gamma = 5 (Hang et al. 2023)"),
-    "v": (["--prediction", "v"], "v-prediction (Salimans & Ho 2022)"),
+RECIPES = {  # name -> (train flags beyond the shared ones, what it tests); all explicit, whatever the defaults
+    "paper": (["--prediction", "eps", "--min-snr-gamma", "0"], "the paper's recipe: eps, uniform t, linear betas"),
+    "min-snr-5": (
+        ["--prediction", "eps", "--min-snr-gamma", "5"],
+        "Min-SNR-gamma weighting, gamma = 5 (Hang et al. 2023)",
+    ),
+    "v": (["--prediction", "v", "--min-snr-gamma", "0"], "v-prediction (Salimans & Ho 2022)"),
     "v-zero-snr": (
-        ["--prediction", "v", "--zero-terminal-snr"],
+        ["--prediction", "v", "--zero-terminal-snr", "--min-snr-gamma", "0"],
         "v-prediction on a zero-terminal-SNR schedule (Lin et al. 2024)",
     ),
     "v-min-snr-5": (["--prediction", "v", "--min-snr-gamma", "5"], "v-prediction with Min-SNR-5"),
@@ -98,7 +101,7 @@ def main() -> None:
         rows.append([name, RECIPES[name][1], *sum(map(cells, results.values()), []), f"{loss:.4f}"])
         print(rows[-1], flush=True)
     images = args.epochs * 50_000
-    recipe_flags = "; ".join(f"{name}: `{' '.join(RECIPES[name][0])}`" for name in args.recipes if RECIPES[name][0])
+    recipe_flags = "; ".join(f"{name}: `{' '.join(RECIPES[name][0])}`" for name in args.recipes)
     text = (
         f"# Training recipes at a fixed budget\n\n"
         f"Each recipe continues the shipped `cifar10-base` for {args.epochs} epochs ({images:,} images, the same "
