@@ -196,7 +196,7 @@ def test_trainer_trains_a_cascade_and_warm_starts_it_from_a_plain_run(tmp_path, 
         init=plain_run.out_dir,
         cascade_config=CascadeConfig(),
     )
-    assert trainer.loss is cascade_loss
+    assert trainer.loss.func is cascade_loss and trainer.loss.keywords == {"min_snr_gamma": config.min_snr_gamma}
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     assert all(torch.equal(start[k], v.half().float()) for k, v in plain_run.ema.shadow.items())
     trainer.run()

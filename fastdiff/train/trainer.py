@@ -462,6 +462,17 @@ def clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
+def objective(run_dir: Path) -> str:
+    """What a run's loss measures, from its config.json: the MSE of its target, and its weighting."""
+    config = Path(run_dir) / ckpt.CONFIG_NAME
+    if not config.is_file():
+        return "MSE"
+    recorded = json.loads(config.read_text())
+    prediction = recorded["model"].get("prediction", "eps")
+    gamma = recorded.get("training", {}).get("config", {}).get("min_snr_gamma", 0)
+    return f"MSE of {prediction}" + (f", Min-SNR-{gamma:g}" if gamma else "")
+
+
 def plot_run(run_dir: Path) -> Path:
     """The loss and learning-rate curves (the paper's Figure 2) from a run's log.jsonl, as loss.png,
     and beside them the quality probe's KID and class accuracy when the run measured them."""
@@ -479,7 +490,7 @@ def plot_run(run_dir: Path) -> Path:
     loss_axis = axes[0, 0]
     epochs = [r["epoch"] for r in records]
     loss_axis.plot(epochs, [r["loss"] for r in records], "o-", color="tab:blue")
-    loss_axis.set(xlabel="epoch", ylabel="training loss (MSE of eps)")
+    loss_axis.set(xlabel="epoch", ylabel=f"training loss ({objective(run_dir)})")
     lr_axis = loss_axis.twinx()
     lr_axis.plot(epochs, [r["lr"] for r in records], "--", color="tab:orange")
     lr_axis.set_ylabel("learning rate", color="tab:orange")
