@@ -25,7 +25,7 @@ def make_betas(config: DiffusionConfig) -> torch.Tensor:
         return betas
     # Lin et al. 2024, Algorithm 1: shift and scale sqrt(alpha_bar) to end at 0, keeping its first value
     root = torch.cumprod(1 - betas, dim=0).sqrt()
-    first, last = root[0].clone(), root[-1].clone()
+    first, last = root[0], root[-1]
     alpha_bar = ((root - last) * first / (first - last)).square()
     alpha_bar[-1] = TERMINAL_ALPHA_BAR
     return 1 - alpha_bar / torch.cat([torch.ones(1, dtype=alpha_bar.dtype), alpha_bar[:-1]])

@@ -464,13 +464,11 @@ def clear_run(run_dir: Path) -> None:
 
 def objective(run_dir: Path) -> str:
     """What a run's loss measures, from its config.json: the MSE of its target, and its weighting."""
-    config = Path(run_dir) / ckpt.CONFIG_NAME
-    if not config.is_file():
+    if not (Path(run_dir) / ckpt.CONFIG_NAME).is_file():
         return "MSE"
-    recorded = json.loads(config.read_text())
-    prediction = recorded["model"].get("prediction", "eps")
-    gamma = recorded.get("training", {}).get("config", {}).get("min_snr_gamma", 0)
-    return f"MSE of {prediction}" + (f", Min-SNR-{gamma:g}" if gamma else "")
+    model_config, _, training = ckpt.read_config(run_dir)
+    gamma = training.get("config", {}).get("min_snr_gamma", 0)
+    return f"MSE of {model_config.prediction}" + (f", Min-SNR-{gamma:g}" if gamma else "")
 
 
 def plot_run(run_dir: Path) -> Path:
