@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 import re
 import resource
 import sys
@@ -41,6 +42,18 @@ def peak_resident_mb(pid: int | str = "self") -> float | None:
     if pid != "self":
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name on CUDA, else the CPU's model name: the machine a number or a run is recorded with."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if Path("/proc/cpuinfo").exists():
+        with open("/proc/cpuinfo") as f:
+            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if models:
+            return models[0]
+    return platform.processor() or platform.machine()
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -6,12 +6,12 @@ import math
 import gradio as gr
 import numpy as np
 import pytest
-from helpers import request
+from helpers import make_tiny_checkpoint, request
 
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
-from fastdiff.app.compare import CASCADE_CONFIG, default_configs, quality
-from fastdiff.app.generate import Request, make_request, stream
+from fastdiff.app.compare import CASCADE_CONFIG, DISTILLED_CONFIG, default_configs, quality, run_all
+from fastdiff.app.generate import DISTILLED_SAMPLER, PAGE_STEPS, Request, make_request, stream
 from fastdiff.app.learn import noised, schedule_figure
 from fastdiff.diffusion.cascade import Stage
 from fastdiff.diffusion.sampling import Plan
@@ -133,6 +133,50 @@ def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
     assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
 
 
-def test_compare_offers_a_cascade_configuration_when_the_cascade_is_shipped():
+def test_compare_offers_the_cascade_and_the_student_when_they_are_shipped():
     assert CASCADE_CONFIG not in default_configs(["cifar10-base"])
     assert default_configs(["cifar10-base", "cifar10-cascade"])[-1] == CASCADE_CONFIG
+    both = default_configs(["cifar10-base", "cifar10-cascade", "cifar10-distilled"])
+    assert len(both) == 4 and both[-2:] == [CASCADE_CONFIG, DISTILLED_CONFIG]  # the page takes four
+
+
+def test_the_distilled_sampler_runs_a_student_on_its_own_grid_and_only_there(tmp_path):
+    student = dict(guidance_embedding=True, distilled_steps=4, prediction="v")
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-distilled", **student)
+    make_tiny_checkpoint(tmp_path / "runs" / "student-2", **{**student, "distilled_steps": 2})
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    store = backend.store
+    # the shipped names lead to the shipped student; a student of one's own serves itself
+    assert store.resolve("cifar10-base", False, 1, distilled=True) == "cifar10-distilled"
+    assert store.resolve("runs/student-2", False, 1, distilled=True) == "runs/student-2"
+    for args, message in [
+        (("cifar10-distilled", False, 1), "cifar10-distilled is a distilled student: choose the distilled sampler"),
+        (("cifar10-base", False, 3, True), "one stage and no attention"),
+        (("cifar10-base", True, 1, True), "one stage and no attention"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            store.resolve(*args)
+    loaded = store.load("cifar10-distilled")
+    settings = dict(class_name="b", guidance=3.0, eta=0.5, seed=0, num_images=2)
+    plan = make_request(loaded, sampler_label=DISTILLED_SAMPLER, steps=4, **settings).plan
+    assert (plan.sampler, plan.num_steps, plan.eta, plan.guidance) == ("ddim", 4, 0.0, 3.0)
+    for sampler, steps, message in [
+        (DISTILLED_SAMPLER, 8, "distilled for DDIM with 4 steps .*got DDIM with 8 steps"),
+        ("DPM-Solver++", 4, "got DPM-Solver\\+\\+ with 4 steps"),
+        ("DDIM", 4, "got DDIM with 4 steps and eta 0.5"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make_request(loaded, sampler_label=sampler, steps=steps, **settings)
+    with pytest.raises(gr.Error, match="choose the distilled sampler"):
+        next(backend.generate("cifar10-distilled", "random", "DDIM", 4, 2.0, False, 1, 0, 1, 0.0))
+    frames = list(backend.generate("cifar10-base", "b", DISTILLED_SAMPLER, 4, 2.0, False, 1, 0, 2, 0.0))
+    assert "`cifar10-distilled`" in frames[-1][1] and frames[-1][1].startswith("done: step 4/4")
+    table = [DISTILLED_CONFIG, ["DDIM", 4, 2.0, "base", 1]]
+    compared = run_all(store, "fp32", "cifar10-base", "b", 0, 2, table)
+    assert [r.checkpoint for r in compared] == ["cifar10-distilled", "cifar10-base"]
+    # choosing the sampler sets the student's step count; leaving it at that count restores the page's
+    assert backend.sampler_steps(DISTILLED_SAMPLER, "cifar10-base", 20) == 4
+    assert backend.sampler_steps(DISTILLED_SAMPLER, "runs/student-2", 20) == 2
+    assert backend.sampler_steps("DDIM", "cifar10-base", 4) == PAGE_STEPS
+    assert backend.sampler_steps("DDIM", "cifar10-base", 30) == gr.skip()  # left as typed

@@ -192,7 +192,7 @@ def test_sweep_writes_the_quality_table_and_each_checkpoints_record(tmp_path, cl
     make_tiny_checkpoint(tmp_path / "cifar10-base", num_timesteps=500)
     table = sweep(tmp_path, classifier_dir, str(class_zip), 4, tmp_path)
     assert (tmp_path / "quality.md").read_text().endswith(table)
-    assert "DPM-Solver++ 20 (n=2)" in table and "DDIM-50 (n=4)" in table
+    assert "DPM-Solver++ 20 (n=4)" in table and "DPM-Solver++ 10 (n=2)" in table and "DDIM-50 (n=4)" in table
     assert "cifar10-attn: no checkpoint" in table and "cifar10-cascade: no checkpoint" in table
     record = json.loads((tmp_path / "cifar10-base" / "eval.json").read_text())
     assert (record["sampler"], record["steps"], record["guidance"], record["n"]) == ("ddim", 50, 2.0, 4)

@@ -12,6 +12,7 @@ import torch
 from helpers import color_dataset, flat_png, make_trainer, write_zip
 
 from fastdiff.config import ModelConfig, TrainConfig
+from fastdiff.device import device_name
 from fastdiff.nn.checkpoint import images_seen_total, load_model, read_config
 from fastdiff.train.trainer import Trainer, learning_rate, plot_run
 
@@ -105,6 +106,7 @@ def test_warm_start_from_a_checkpoint(tmp_path, plain_run):
     training = read_config(tmp_path / "second")[2]
     assert training["warm_start"] == {"checkpoint": str(first.out_dir), "images_seen": first.step * 16}
     assert images_seen_total(training) == (first.step + second.step) * 16
+    assert training["device"] == "cpu" and training["machine"] == device_name(torch.device("cpu"))
     with pytest.raises(ValueError, match="does not match"):
         Trainer(color_dataset(), tmp_path / "third", first.config, ModelConfig(n_feat=16), init=first.out_dir)
 

@@ -26,7 +26,7 @@ from ..diffusion.trajectory import Trajectory
 from ..images import grid, save_animations, save_png, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
-from .generate import make_request, stream, whole_number
+from .generate import DISTILLED_SAMPLER, PAGE_STEPS, make_request, stream, whole_number
 from .learn import noised, schedule_figure
 from .models import ModelStore
 from .train import TrainingSession
@@ -73,6 +73,18 @@ class Backend:
             self.store.availability(),
         )
 
+    def sampler_steps(self, sampler: str, checkpoint: str | None, steps):
+        """The steps box after a sampler change: the distilled student's step count for the distilled
+        sampler, and back to the page's first value when leaving it with that count; otherwise as the user left it."""
+        try:
+            student = self.store.resolve(checkpoint, False, 1, distilled=True)
+            student_steps = read_config(self.store.folder(student))[0].distilled_steps
+        except (ValueError, CheckpointError):
+            return gr.skip()
+        if sampler == DISTILLED_SAMPLER:
+            return student_steps
+        return PAGE_STEPS if steps == student_steps else gr.skip()
+
     def class_choices(self, checkpoint: str | None) -> gr.Dropdown:
         """The classes of a checkpoint plus "random"; only "random" when it is unknown."""
         try:
@@ -89,7 +101,7 @@ class Backend:
         sampling."""
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
-            name = self.store.resolve(checkpoint, bool(attention), num_stages)
+            name = self.store.resolve(checkpoint, bool(attention), num_stages, sampler == DISTILLED_SAMPLER)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
         animation, progress = [], None

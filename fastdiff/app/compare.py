@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from ..diffusion.sampling import final_images
 from ..eval.cost import effective_nfe, format_nfe, stage_nfe
 from ..eval.records import configuration_label, recorded_quality
-from ..nn.checkpoint import CASCADE
-from .generate import DEFAULT_SAMPLER, Request, make_request, run_steps, whole_number
+from ..nn.checkpoint import CASCADE, DISTILLED
+from .generate import DEFAULT_SAMPLER, DISTILLED_SAMPLER, Request, make_request, run_steps, whole_number
 from .models import ModelStore
 
 COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
@@ -26,10 +26,17 @@ DEFAULT_CONFIGS = [  # the default sampler beside the deterministic ones (issue 
     ["DDIM", 50, 2.0, "base", 1],
 ]
 CASCADE_CONFIG = ["DPM-Solver++", 20, 2.0, "base", 3]  # shown too when the cascade checkpoint is there
+DISTILLED_CONFIG = [DISTILLED_SAMPLER, 4, 2.0, "base", 1]  # likewise the distilled student
 
 
 def default_configs(checkpoint_names: list[str]) -> list[list]:
-    return DEFAULT_CONFIGS + ([CASCADE_CONFIG] if CASCADE in checkpoint_names else [])
+    """The page's first configurations: at most four rows, the cascade's and the student's when shipped."""
+    extra = [
+        config
+        for name, config in ((CASCADE, CASCADE_CONFIG), (DISTILLED, DISTILLED_CONFIG))
+        if name in checkpoint_names
+    ]
+    return DEFAULT_CONFIGS[: 4 - len(extra)] + extra
 
 
 RESULT_COLUMNS = [
@@ -124,7 +131,7 @@ def run_all(
     for index, (sampler, steps, guidance, variant, stages) in enumerate(configurations(table), 1):
         try:
             num_stages = whole_number(number(stages, "stages"), "stages")
-            name = store.resolve(checkpoint, VARIANTS[variant], num_stages)
+            name = store.resolve(checkpoint, VARIANTS[variant], num_stages, sampler == DISTILLED_SAMPLER)
             loaded = store.load(name)
             request = make_request(
                 loaded,

@@ -18,9 +18,13 @@ from ..diffusion.sampling import Plan, check_seed, class_labels, make_plan, samp
 from ..diffusion.trajectory import Trajectory
 from .models import LoadedModel
 
-SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()}  # the page's choices -> SAMPLERS keys
+# The distilled student as a sampler choice: DDIM at the student's step count, guidance in one pass,
+# on the checkpoint ModelStore.resolve picks for it.
+DISTILLED_SAMPLER = "Distilled (one pass per step)"
+SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()} | {DISTILLED_SAMPLER: "ddim"}  # -> SAMPLERS keys
 DEFAULT_SAMPLER = SAMPLER_NAMES["dpm++sde"]  # fewest noise textures at 20 steps (issue 15, assets/diagnosis.md)
 MAX_IMAGES = 16
+PAGE_STEPS = 20  # the steps box's first value
 
 
 @dataclass
@@ -69,9 +73,10 @@ def make_request(
     check_seed(seed, num_images)
     if guidance is None:  # also what a browser sends for a number too large to hold, such as 1e400
         raise ValueError(f"guidance weight must be a number between 0 and {MAX_GUIDANCE:g}, got none")
-    if sampler == "ddim" and eta is None:
+    uses_eta = sampler_label == SAMPLER_NAMES["ddim"]
+    if uses_eta and eta is None:
         raise ValueError("eta must be a number between 0 and 1, got none")
-    guidance, eta = float(guidance), float(eta if sampler == "ddim" else 0.0)
+    guidance, eta = float(guidance), float(eta if uses_eta else 0.0)
     plan = make_plan(loaded.model, loaded.schedule, sampler, whole_number(steps, "steps"), guidance, eta, num_stages)
     config = loaded.model.config
     labels = class_labels(class_name or "random", config.class_names if config.num_classes else (), num_images, seed)

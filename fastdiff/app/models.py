@@ -21,6 +21,7 @@ from ..nn.checkpoint import (
     ATTENTION,
     BASE,
     CASCADE,
+    DISTILLED,
     SHIPPED,
     WEIGHTS_NAME,
     is_generator,
@@ -92,12 +93,17 @@ class ModelStore:
     def is_cascade(self, name: str) -> bool:
         return read_full_config(self.folder(name))[3] is not None
 
-    def resolve(self, name: str, attention: bool, stages: int) -> str:
+    def is_distilled(self, name: str) -> bool:
+        return read_config(self.folder(name))[0].distilled_steps > 0
+
+    def resolve(self, name: str, attention: bool, stages: int, distilled: bool = False) -> str:
         """The checkpoint that serves a request: `name` when its architecture matches the attention
-        switch and, for 2 or 3 stages, it is a cascade; else the shipped checkpoint of the asked-for
-        variant. Raises ValueError with the reason."""
+        switch and, for 2 or 3 stages, it is a cascade, and for the distilled sampler a step-distilled
+        student; else the shipped checkpoint of the asked-for variant. Raises ValueError with the reason."""
         if stages not in (1, 2, 3):
             raise ValueError(f"cascade stages must be 1, 2 or 3, got {stages}")
+        if distilled or self.is_distilled(name):
+            return self._resolve_distilled(name, attention, stages, distilled)
         if stages > 1 and not self.is_cascade(name):
             if name not in SHIPPED:
                 raise ValueError(
@@ -119,6 +125,21 @@ class ModelStore:
             f"{name} was trained {'with' if has_attention else 'without'} attention: "
             f"{'tick' if has_attention else 'untick'} 'attention variant' to use it"
         )
+
+    def _resolve_distilled(self, name: str, attention: bool, stages: int, distilled: bool) -> str:
+        if not distilled:
+            raise ValueError(f"{name} is a distilled student: choose the distilled sampler for it")
+        if stages > 1 or attention:
+            raise ValueError("the distilled student has one stage and no attention: use 1 stage, attention off")
+        if self.is_distilled(name):
+            return name
+        if name not in SHIPPED:
+            raise ValueError(
+                f"{name} is not a distilled student: the distilled sampler needs a checkpoint made by distill"
+            )
+        if DISTILLED not in self.names():
+            raise ValueError(f"{SHIPPED[DISTILLED]}: no checkpoint shipped yet ({self.checkpoints_dir / DISTILLED})")
+        return DISTILLED
 
     def load(self, name: str) -> LoadedModel:
         """Load on first use; a folder rewritten since (a run that trained on) is loaded again."""

@@ -21,7 +21,7 @@ from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_pane
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .controls import free_dropdown
 from .forward_strip import recognisable_t
-from .generate import DEFAULT_SAMPLER, MAX_IMAGES, SAMPLER_LABELS
+from .generate import DEFAULT_SAMPLER, MAX_IMAGES, PAGE_STEPS, SAMPLER_LABELS
 from .learn import EXPLANATION
 
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
@@ -42,7 +42,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             class_name = free_dropdown(["random"], value="random", label="class")
             sampler = gr.Radio(list(SAMPLER_LABELS), value=DEFAULT_SAMPLER, label="sampler")
             steps = gr.Number(
-                20, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps"
+                PAGE_STEPS, label="steps (model evaluations; a cascade's stages are scaled to them)", elem_id="steps"
             )
             guidance = gr.Number(2.0, label=f"guidance weight w (0 = none, at most {MAX_GUIDANCE:g})")
             eta = gr.Number(0, label="eta (DDIM only: 0 deterministic, 1 noisy)")
@@ -73,6 +73,7 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             downloads = gr.File(label="PNG, GIF and MP4", file_count="multiple", interactive=False)
     last_image, trajectory = gr.State(None), gr.State(None)
     checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
+    sampler.change(backend.sampler_steps, [sampler, checkpoint, steps], steps, api_visibility="private")
     controls = {
         "checkpoint": checkpoint,
         "class_name": class_name,

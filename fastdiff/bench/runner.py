@@ -23,12 +23,22 @@ from ..eval.cost import effective_nfe, format_nfe, measure_step_latency, stage_n
 from ..eval.records import read_eval, recorded_quality
 from ..images import grid, save_animations, save_png
 from ..nn.baseline import BaselineUNet
-from ..nn.checkpoint import CASCADE, DISTILLED
+from ..nn.checkpoint import CASCADE, DISTILLED, read_config
 from ..report import machine, markdown_table
 from ..train.trainer import Trainer
 from .classroom import bench_classroom
 from .profile import bench_profile
-from .timing import GRID_SIZE, GUIDANCE, build, forward_gflops, grid_setup, isolated, matmul_peak_gflops, time_run
+from .timing import (
+    GRID_SIZE,
+    GUIDANCE,
+    WARMUP,
+    build,
+    forward_gflops,
+    grid_setup,
+    isolated,
+    matmul_peak_gflops,
+    time_run,
+)
 
 
 def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, timed_steps: int | None = None) -> dict:
@@ -44,7 +54,8 @@ def time_sampling(kind: str, checkpoint: Path | None, sampler: str, steps: int, 
             model, schedule, labels, seeds, make_plan(model, schedule, sampler, steps, GUIDANCE), precision
         )
 
-    result = time_run(run, sampler, steps, timed_steps)
+    warmup = (sampler, steps) if model.config.distilled_steps else WARMUP
+    result = time_run(run, sampler, steps, timed_steps, warmup=warmup)
     return result | {"trained": trained, "nfe": str(steps), "effective_nfe": steps}
 
 
@@ -190,7 +201,6 @@ SAMPLE_CONFIGS = [  # label, network, checkpoint, sampler, steps, timed steps (N
     ("FastDiff", "base", "checkpoints/cifar10-base", "dpm++", 10, None),
 ]
 CASCADE_CONFIGS = [(stages, sampler) for stages in (2, 3) for sampler in ("ddim", "dpm++")]  # default stages
-DISTILLED_STEPS = (4, 8)  # DDIM steps of the distilled student's rows (one forward pass per step)
 
 
 @dataclass
@@ -259,17 +269,17 @@ def sample_jobs(
                 )
             )
     if (distilled / "model.safetensors").exists():
-        for steps in DISTILLED_STEPS:
-            jobs.append(
-                SampleJob(
-                    "FastDiff distilled, guidance in one pass",
-                    f"DDIM-{steps}",
-                    str(distilled),
-                    ("ddim", steps, GUIDANCE, 1),
-                    time_sampling,
-                    ("base", distilled, "ddim", steps, None),
-                )
+        steps = read_config(distilled)[0].distilled_steps  # the one grid the student samples
+        jobs.append(
+            SampleJob(
+                "FastDiff distilled, guidance in one pass",
+                f"DDIM-{steps}",
+                str(distilled),
+                ("ddim", steps, GUIDANCE, 1),
+                time_sampling,
+                ("base", distilled, "ddim", steps, None),
             )
+        )
     return jobs
 
 

@@ -86,15 +86,30 @@ def grid_setup(kind: str, checkpoint: Path | None):
     return model, NoiseSchedule(diffusion), labels, list(range(GRID_SIZE)), resolve_precision("auto", device), trained
 
 
-def time_run(run: Run, sampler: str, steps: int | None, timed_steps: int | None = None, repeats: int = 1) -> dict:
-    """Seconds of run(sampler, steps) after a run("ddim", 2) warm-up (first-call allocations and kernel
-    selection), the fastest of `repeats` runs (as timeit); with timed_steps, the mean step time over that
-    many steps extrapolated to all steps."""
-    return time_runs([run], sampler, steps, timed_steps, repeats)[0]
+WARMUP = ("ddim", 2)
+
+
+def time_run(
+    run: Run,
+    sampler: str,
+    steps: int | None,
+    timed_steps: int | None = None,
+    repeats: int = 1,
+    warmup: tuple[str, int] = WARMUP,
+) -> dict:
+    """Seconds of run(sampler, steps) after a run(*warmup) (first-call allocations and kernel selection;
+    a distilled student warms up on its own grid), the fastest of `repeats` runs (as timeit); with
+    timed_steps, the mean step time over that many steps extrapolated to all steps."""
+    return time_runs([run], sampler, steps, timed_steps, repeats, warmup)[0]
 
 
 def time_runs(
-    runs: list[Run], sampler: str, steps: int | None, timed_steps: int | None = None, rounds: int = 1
+    runs: list[Run],
+    sampler: str,
+    steps: int | None,
+    timed_steps: int | None = None,
+    rounds: int = 1,
+    warmup: tuple[str, int] = WARMUP,
 ) -> list[dict]:
     """time_run for several configurations in one process: all are warmed up, then each is timed once per
     round, taking turns, so that a drift of the machine's speed over minutes falls on all alike; the
@@ -102,7 +117,7 @@ def time_runs(
     warmups = []
     for run in runs:
         start = time.perf_counter()
-        final_images(run("ddim", 2))
+        final_images(run(*warmup))
         warmups.append(time.perf_counter() - start)
     timings = [[] for _ in runs]
     for _ in range(rounds):

@@ -15,7 +15,7 @@ from ..nn.cascade import upsample_condition
 from ..nn.unet import UNet
 from .cascade import Conditioned, Stage, check_stages, default_stages
 from .guidance import check_guidance, guided_denoiser
-from .samplers import SAMPLERS, ImageRNG, Step, check_sampler
+from .samplers import SAMPLER_NAMES, SAMPLERS, ImageRNG, Step, check_sampler
 from .schedule import NoiseSchedule
 
 
@@ -63,11 +63,24 @@ def make_plan(
     if num_steps is None and model.config.distilled_steps:
         num_steps = model.config.distilled_steps
     num_steps = check_sampler(sampler, num_steps, eta, schedule.num_timesteps)
+    check_distilled_grid(model, sampler, num_steps, eta)
     check_guidance(guidance, model)
     if isinstance(stages, int):
         stages = default_stages(stages, model, schedule, sampler, num_steps, paper_stages)
     check_stages(model, stages, eta, schedule.num_timesteps)
     return Plan(sampler, num_steps, float(guidance), float(eta), list(stages))
+
+
+def check_distilled_grid(model: UNet, sampler: str, num_steps: int, eta: float) -> None:
+    """A step-distilled student learned one deterministic grid: DDIM with eta 0 at its step count.
+    Raises ValueError with a one-line message for any other sampler, step count or eta."""
+    steps = model.config.distilled_steps
+    if steps and (sampler != "ddim" or num_steps != steps or eta):
+        asked = f"{SAMPLER_NAMES[sampler]} with {num_steps} steps" + (f" and eta {eta:g}" if eta else "")
+        raise ValueError(
+            f"this checkpoint was distilled for DDIM with {steps} steps (eta 0), the only grid it was trained on; "
+            f"got {asked}"
+        )
 
 
 def sample_steps(

@@ -38,7 +38,7 @@ from ..config import (
     to_dict,
 )
 from ..data import ImageDataset
-from ..device import autocast, peak_resident_mb, resolve_device, resolve_precision, setup_backends
+from ..device import autocast, device_name, peak_resident_mb, resolve_device, resolve_precision, setup_backends
 from ..diffusion.losses import cascade_loss, diffusion_loss
 from ..diffusion.sampling import is_frame, make_plan, sample_steps
 from ..diffusion.schedule import NoiseSchedule
@@ -276,6 +276,7 @@ class Trainer:
             "images_seen": self.step * self.config.batch_size,
             "precision": self.precision,
             "device": self.device.type,
+            "machine": device_name(self.device),
             "config": to_dict(self.config),
             **({"warm_start": self.warm_start} if self.warm_start else {}),
         }
