@@ -126,8 +126,10 @@ def test_forward_strip_spaces_timesteps_by_log_snr():
 def test_quality_cost_reads_the_sweep_table_and_rings_the_compared_configurations(tmp_path):
     points = from_sweep_table((Path(__file__).parents[1] / "assets" / "quality.md").read_text())
     by_label = {configuration_label(*p.configuration): p for p in points}
-    assert by_label["DDPM-500, w=2"].nfe == 500 and by_label["DDIM-50, w=0"].class_accuracy < 0.5
-    assert by_label["DDIM-50, w=2, 3 stages"].nfe == 30 + 19 + 15  # the cascade's swept stages
+    assert by_label["DDPM-500, w=2"].nfe == 500
+    assert by_label["DDIM-50, w=0"].class_accuracy < by_label["DDIM-50, w=4"].class_accuracy
+    assert by_label["DDIM-50, w=2, 3 stages"].nfe == 32 + 19 + 25  # the cascade's swept stages
+    assert by_label["DDIM-4, w=2"].nfe == 4  # the distilled student
     assert by_label["DPM-Solver++ SDE-20, w=2"].nfe == 20  # a row whose label has more words
     folder = make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
     record = dict(sampler="dpm++", steps=10, guidance=2.0, stages=1, class_accuracy=0.5, kid=0.9, images_per_s=4.0)
