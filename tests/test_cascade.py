@@ -231,6 +231,13 @@ def test_freeze_base_trains_only_the_added_layers_and_needs_a_warm_start(tmp_pat
     changed = {k for k, v in trainer.model.state_dict().items() if not torch.equal(start[k], v)}
     assert changed and not changed & plain_names
     assert {"inputs.8.weight", "conditions.32.weight", "resolution_embedding.weight"} <= changed
+    # the full size without a condition is still the plain model: only the conditioned stages changed
+    plain, _, _ = load_model(plain_run.out_dir)
+    full_size = trainer.model.resolution_embedding.weight[:, -1]
+    assert torch.equal(full_size, torch.zeros_like(full_size))
+    x, t, labels = torch.randn(2, 3, 32, 32), torch.tensor([10, 40]), torch.tensor([0, 1])
+    with torch.no_grad():
+        assert torch.allclose(trainer.model.eval()(x, t, labels), plain.float()(x, t, labels), atol=1e-5)
     with pytest.raises(ValueError, match="needs a warm start"):
         Trainer(color_dataset(), tmp_path / "scratch", frozen, ModelConfig(n_feat=8), cascade_config=CascadeConfig())
     with pytest.raises(ValueError, match="nothing to train"):

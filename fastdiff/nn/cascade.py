@@ -60,6 +60,15 @@ class CascadeUNet(UNet):
         for layer in [self.resolution_embedding, *self.conditions.values()]:
             nn.init.zeros_(layer.weight)
 
+    def keep_full_size_embedding(self) -> None:
+        """Let training leave the full size's column of the resolution embedding as it is (zero after a
+        warm start from a plain checkpoint): with the plain U-Net's weights frozen, the full size
+        without a condition then stays exactly that U-Net, and only the conditioned stages change."""
+        column = self.cascade.resolutions.index(self.config.image_size)
+        self.resolution_embedding.weight.register_hook(
+            lambda grad: grad.index_fill(1, grad.new_tensor([column]).long(), 0)
+        )
+
     def _output_conv(self, channels: int) -> nn.Sequential:
         conv = nn.Conv2d(channels, self.config.image_channels, 3, padding=1)
         nn.init.zeros_(conv.weight)

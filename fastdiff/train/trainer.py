@@ -44,7 +44,7 @@ from ..diffusion.sampling import is_frame, make_plan, sample_steps
 from ..diffusion.schedule import NoiseSchedule
 from ..images import grid, save_animation, save_png
 from ..nn import checkpoint as ckpt
-from ..nn.cascade import build_model
+from ..nn.cascade import CascadeUNet, build_model
 from ..nn.unet import UNet
 
 STATE_NAME = "training_state.safetensors"
@@ -212,6 +212,8 @@ class Trainer:
             )
         for name, parameter in self.model.named_parameters():
             parameter.requires_grad_(name not in plain)
+        if isinstance(self.model, CascadeUNet):
+            self.model.keep_full_size_embedding()
 
     # -- state ---------------------------------------------------------------------------------------
 
