@@ -127,7 +127,8 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
     folder = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
     folder.mkdir(parents=True, exist_ok=True)
     shot = lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)  # noqa: E731
-    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), tmp_path)
+    # the app as `python app.py` in the repository serves it: the sweep table in assets/ is read too
+    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), ROOT)
     for page in serve(backend):
         page.get_by_label("class", exact=True).first.fill("frog")
         page.get_by_label("class", exact=True).first.press("Enter")

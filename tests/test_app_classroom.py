@@ -128,7 +128,7 @@ def test_quality_cost_reads_the_sweep_table_and_rings_the_compared_configuration
     by_label = {configuration_label(*p.configuration): p for p in points}
     assert by_label["DDPM-500, w=2"].nfe == 500
     assert by_label["DDIM-50, w=0"].class_accuracy < by_label["DDIM-50, w=4"].class_accuracy
-    assert by_label["DDIM-50, w=2, 3 stages"].nfe == 32 + 19 + 25  # the cascade's swept stages
+    assert by_label["DDIM-50, w=2, 3 stages"].nfe == 25 + 19 + 25  # the cascade's swept stages
     assert by_label["DDIM-4, w=2"].nfe == 4  # the distilled student
     assert by_label["DPM-Solver++ SDE-20, w=2"].nfe == 20  # a row whose label has more words
     folder = make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")

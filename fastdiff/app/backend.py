@@ -26,7 +26,7 @@ from ..diffusion.trajectory import Trajectory
 from ..images import grid, save_animations, save_png, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from .compare import run_all, speed_figure
-from .generate import DISTILLED_SAMPLER, PAGE_STEPS, make_request, stream, whole_number
+from .generate import DISTILLED_SAMPLER, PAGE_STEPS, make_request, serving_checkpoint, stream, whole_number
 from .learn import noised, schedule_figure
 from .models import ModelStore
 from .train import TrainingSession
@@ -101,7 +101,7 @@ class Backend:
         sampling."""
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
-            name = self.store.resolve(checkpoint, bool(attention), num_stages, sampler == DISTILLED_SAMPLER)
+            name = serving_checkpoint(self.store, checkpoint, sampler, bool(attention), num_stages)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
         animation, progress = [], None

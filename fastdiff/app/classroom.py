@@ -14,7 +14,7 @@ from ..diffusion.trajectory import Trajectory
 from .backend import NO_PICTURE, Backend, user_errors
 from .compare import VARIANTS, configurations, number
 from .forward_strip import forward_strip
-from .generate import SAMPLER_LABELS, whole_number
+from .generate import SAMPLER_LABELS, serving_checkpoint, whole_number
 from .lab2d import animation, field_figure, train_lab, training_figure
 from .quality_cost import quality_cost_figure, recorded_points
 from .sweep import DEFAULT_VALUES, make_points, run_points
@@ -97,7 +97,7 @@ class Classroom:
                 if sampler not in SAMPLER_LABELS:
                     raise ValueError(f"unknown sampler {sampler!r}")
                 num_stages = whole_number(number(stages, "stages"), "stages")
-                name = store.resolve(checkpoint, VARIANTS[variant], num_stages)
+                name = serving_checkpoint(store, checkpoint, sampler, VARIANTS[variant], num_stages)
                 steps = whole_number(number(steps, "steps"), "steps")
                 marked.append((name, (SAMPLER_LABELS[sampler], steps, number(guidance, "guidance"), num_stages)))
             except ValueError as e:

@@ -15,7 +15,15 @@ from ..diffusion.sampling import final_images
 from ..eval.cost import effective_nfe, format_nfe, stage_nfe
 from ..eval.records import configuration_label, recorded_quality
 from ..nn.checkpoint import CASCADE, DISTILLED
-from .generate import DEFAULT_SAMPLER, DISTILLED_SAMPLER, Request, make_request, run_steps, whole_number
+from .generate import (
+    DEFAULT_SAMPLER,
+    DISTILLED_SAMPLER,
+    Request,
+    make_request,
+    run_steps,
+    serving_checkpoint,
+    whole_number,
+)
 from .models import ModelStore
 
 COLUMNS = ["sampler", "steps", "guidance", "variant", "stages"]
@@ -131,7 +139,7 @@ def run_all(
     for index, (sampler, steps, guidance, variant, stages) in enumerate(configurations(table), 1):
         try:
             num_stages = whole_number(number(stages, "stages"), "stages")
-            name = store.resolve(checkpoint, VARIANTS[variant], num_stages, sampler == DISTILLED_SAMPLER)
+            name = serving_checkpoint(store, checkpoint, sampler, VARIANTS[variant], num_stages)
             loaded = store.load(name)
             request = make_request(
                 loaded,

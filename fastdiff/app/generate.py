@@ -16,7 +16,7 @@ from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.samplers import SAMPLER_NAMES
 from ..diffusion.sampling import Plan, check_seed, class_labels, make_plan, sample_steps
 from ..diffusion.trajectory import Trajectory
-from .models import LoadedModel
+from .models import LoadedModel, ModelStore
 
 # The distilled student as a sampler choice: DDIM at the student's step count, guidance in one pass,
 # on the checkpoint ModelStore.resolve picks for it.
@@ -25,6 +25,11 @@ SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()} | {DISTILLED
 DEFAULT_SAMPLER = SAMPLER_NAMES["dpm++sde"]  # fewest noise textures at 20 steps (issue 15, assets/diagnosis.md)
 MAX_IMAGES = 16
 PAGE_STEPS = 20  # the steps box's first value
+
+
+def serving_checkpoint(store: ModelStore, checkpoint: str, sampler_label: str, attention: bool, stages: int) -> str:
+    """The checkpoint that runs a request (ModelStore.resolve): the distilled sampler asks for a student."""
+    return store.resolve(checkpoint, attention, stages, distilled=sampler_label == DISTILLED_SAMPLER)
 
 
 @dataclass

@@ -6,6 +6,7 @@ Compare table marked. Nothing is measured here: the numbers are the recorded one
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,5 +116,6 @@ def quality_cost_figure(points: list[Measured], marked: list[tuple[str, Configur
     measured = {(p.checkpoint, p.configuration) for p in points}
     missing = [configuration_label(*c) for name, c in dict.fromkeys(marked) if (name, c) not in measured]
     note = f" (not measured: {', '.join(missing)})" if missing else ""
-    figure.suptitle(f"recorded quality; red rings: the Compare table's configurations{note}", fontsize=9)
+    title = f"recorded quality; red rings: the Compare table's configurations{note}"
+    figure.suptitle(textwrap.fill(title, 110), fontsize=9)  # wrapped: one long line runs off the figure
     return figure
