@@ -18,13 +18,14 @@ from pathlib import Path, PurePosixPath
 
 import gradio as gr
 
-from ..config import TRAINING_PREDICTION, CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
+from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
 from ..diffusion.trajectory import Trajectory
 from ..images import grid, save_animations, save_png, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
+from ..train.trainer import warm_start_prediction
 from .compare import run_all, speed_figure
 from .generate import DISTILLED_SAMPLER, PAGE_STEPS, make_request, serving_checkpoint, stream, whole_number
 from .learn import noised, schedule_figure
@@ -195,7 +196,7 @@ class Backend:
                 raise ValueError("epochs must be between 1 and 1000 and batch size between 1 and 1024")
             if precision not in TRAIN_PRECISIONS:
                 raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {precision!r}")
-            model_config, init = ModelConfig(attention=bool(attention), prediction=TRAINING_PREDICTION), None
+            init, n_feat = None, ModelConfig.n_feat
             if warm_start and warm_start != NO_WARM_START:
                 init = self.store.folder(warm_start)
                 init_config = read_config(init)[0]
@@ -206,9 +207,8 @@ class Backend:
                     )
                 if self.store.is_cascade(warm_start) and not cascade:
                     raise ValueError(f"warm start: {warm_start} is a cascade; tick 'cascade' to continue it")
-                model_config = ModelConfig(
-                    n_feat=init_config.n_feat, attention=init_config.attention, prediction=init_config.prediction
-                )
+                n_feat = init_config.n_feat
+            model_config = ModelConfig(n_feat=n_feat, attention=bool(attention), prediction=warm_start_prediction(init))
             if freeze_base and (init is None or not cascade):
                 raise ValueError(
                     "keeping the base fixed trains only a cascade's added layers: tick 'cascade' "

@@ -93,17 +93,15 @@ class ModelStore:
     def is_cascade(self, name: str) -> bool:
         return read_full_config(self.folder(name))[3] is not None
 
-    def is_distilled(self, name: str) -> bool:
-        return read_config(self.folder(name))[0].distilled_steps > 0
-
     def resolve(self, name: str, attention: bool, stages: int, distilled: bool = False) -> str:
         """The checkpoint that serves a request: `name` when its architecture matches the attention
         switch and, for 2 or 3 stages, it is a cascade, and for the distilled sampler a step-distilled
         student; else the shipped checkpoint of the asked-for variant. Raises ValueError with the reason."""
         if stages not in (1, 2, 3):
             raise ValueError(f"cascade stages must be 1, 2 or 3, got {stages}")
-        if distilled or self.is_distilled(name):
-            return self._resolve_distilled(name, attention, stages, distilled)
+        is_student = read_config(self.folder(name))[0].distilled_steps > 0
+        if distilled or is_student:
+            return self._resolve_distilled(name, is_student, attention, stages, distilled)
         if stages > 1 and not self.is_cascade(name):
             if name not in SHIPPED:
                 raise ValueError(
@@ -126,12 +124,12 @@ class ModelStore:
             f"{'tick' if has_attention else 'untick'} 'attention variant' to use it"
         )
 
-    def _resolve_distilled(self, name: str, attention: bool, stages: int, distilled: bool) -> str:
+    def _resolve_distilled(self, name: str, is_student: bool, attention: bool, stages: int, distilled: bool) -> str:
         if not distilled:
             raise ValueError(f"{name} is a distilled student: choose the distilled sampler for it")
         if stages > 1 or attention:
             raise ValueError("the distilled student has one stage and no attention: use 1 stage, attention off")
-        if self.is_distilled(name):
+        if is_student:
             return name
         if name not in SHIPPED:
             raise ValueError(

@@ -66,7 +66,7 @@ class CascadeUNet(UNet):
         without a condition then stays exactly that U-Net, and only the conditioned stages change."""
         column = self.cascade.resolutions.index(self.config.image_size)
         self.resolution_embedding.weight.register_hook(
-            lambda grad: grad.index_fill(1, grad.new_tensor([column]).long(), 0)
+            lambda grad: grad.index_fill(1, torch.tensor([column], device=grad.device), 0)
         )
 
     def _output_conv(self, channels: int) -> nn.Sequential:
