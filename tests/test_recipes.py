@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import Reparameterized, color_dataset, make_tiny_checkpoint
+from helpers import Reparameterized, color_dataset, make_tiny_checkpoint, make_trainer
 
 from fastdiff.cli import main
 from fastdiff.config import TRAINING_PREDICTION, DiffusionConfig, ModelConfig, TrainConfig, from_dict
@@ -15,7 +15,7 @@ from fastdiff.diffusion.sampling import make_plan, sample
 from fastdiff.diffusion.schedule import TERMINAL_ALPHA_BAR, NoiseSchedule
 from fastdiff.nn import checkpoint as ckpt
 from fastdiff.nn.unet import UNet
-from fastdiff.train.trainer import Trainer, warm_start_prediction
+from fastdiff.train.trainer import Trainer, loss_name, objective, warm_start_prediction
 
 SCHEDULE = NoiseSchedule(DiffusionConfig(num_timesteps=50))
 x0 = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
@@ -112,3 +112,18 @@ def test_a_new_run_trains_the_winning_recipe_and_a_warm_start_keeps_its_checkpoi
     assert warm_start_prediction(None) == TRAINING_PREDICTION == "v" and TrainConfig().min_snr_gamma == 5.0
     assert warm_start_prediction(make_tiny_checkpoint(tmp_path / "eps")) == "eps"
     assert warm_start_prediction(make_tiny_checkpoint(tmp_path / "x0", prediction="x0")) == "x0"
+
+
+def test_the_loss_plots_name_the_objective_a_run_trains(tmp_path):
+    from fastdiff.app.train import RunState, TrainingSession
+    from fastdiff.train.trainer import plot_run
+
+    trainer = make_trainer(tmp_path, epochs=1, min_snr_gamma=5.0)
+    trainer.run()
+    assert loss_name("eps", 0) == "MSE of eps" and loss_name("v", 5.0) == "MSE of v, Min-SNR-5"
+    expected = f"loss (MSE of {trainer.model_config.prediction}, Min-SNR-5)"
+    session = TrainingSession(torch.device("cpu"))
+    session.trainer, session.state = trainer, RunState(trainer.out_dir, history=[(1, 0.5, 1e-4, 0.0)])
+    assert session.loss_figure().axes[0].get_ylabel() == expected  # the Train tab's live plot
+    plot_run(trainer.out_dir)  # the run's loss.png reads the same from config.json
+    assert objective(trainer.out_dir) == expected[len("loss (") : -1]

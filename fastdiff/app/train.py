@@ -16,7 +16,7 @@ from PIL import Image
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DataError, load_dataset
 from ..nn.checkpoint import CheckpointError
-from ..train.trainer import LOG_NAME, Trainer, TrainEvent, plot_run
+from ..train.trainer import LOG_NAME, Trainer, TrainEvent, loss_name, plot_run
 
 
 @dataclass
@@ -155,7 +155,9 @@ class TrainingSession:
         figure = Figure(figsize=(6, 3), layout="constrained")
         loss_axis = figure.add_subplot()
         loss_axis.plot(steps, losses, color="tab:blue", linewidth=0.8)
-        loss_axis.set(xlabel="step", ylabel="loss (MSE of eps)")
+        trainer = self.trainer
+        name = loss_name(trainer.model_config.prediction, trainer.config.min_snr_gamma) if trainer else "MSE"
+        loss_axis.set(xlabel="step", ylabel=f"loss ({name})")
         lr_axis = loss_axis.twinx()
         lr_axis.plot(steps, lrs, "--", color="tab:orange")
         lr_axis.set_ylabel("learning rate", color="tab:orange")

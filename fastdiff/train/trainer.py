@@ -465,13 +465,17 @@ def clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
+def loss_name(prediction: str, min_snr_gamma: float) -> str:
+    """What a training loss measures: the MSE of the network's target, and its weighting."""
+    return f"MSE of {prediction}" + (f", Min-SNR-{min_snr_gamma:g}" if min_snr_gamma else "")
+
+
 def objective(run_dir: Path) -> str:
-    """What a run's loss measures, from its config.json: the MSE of its target, and its weighting."""
+    """What a run's loss measures (loss_name), from its config.json."""
     if not (Path(run_dir) / ckpt.CONFIG_NAME).is_file():
         return "MSE"
     model_config, _, training = ckpt.read_config(run_dir)
-    gamma = training.get("config", {}).get("min_snr_gamma", 0)
-    return f"MSE of {model_config.prediction}" + (f", Min-SNR-{gamma:g}" if gamma else "")
+    return loss_name(model_config.prediction, training.get("config", {}).get("min_snr_gamma", 0))
 
 
 def plot_run(run_dir: Path) -> Path:
