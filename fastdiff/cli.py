@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import PREDICTIONS, CascadeConfig, DiffusionConfig, DistillConfig, ModelConfig, TrainConfig
 from .data import DataError, default_dataset
-from .device import AUTO_PRECISION, PRECISIONS
+from .device import AUTO_PRECISION, PRECISIONS, keep_freed_memory
 from .diffusion.guidance import MAX_GUIDANCE
 from .diffusion.samplers import SAMPLERS
 from .nn.checkpoint import CheckpointError
@@ -580,6 +580,7 @@ def build_parser(prog: str = "python -m fastdiff") -> Parser:
 
 def main(argv: list[str] | None = None, prog: str = "python -m fastdiff") -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()
     if argv[:1] == ["app"]:  # the app parses its own options (fastdiff app --help lists them)
         cmd_app(argparse.Namespace(app_args=argv[1:]))
         return 0

@@ -4,6 +4,7 @@ precision measured fastest on that kind of device (AUTO_PRECISION)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import platform
 import re
@@ -30,6 +31,24 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+KEPT_FREE_BYTES = 2**30  # freed memory glibc keeps for reuse before it returns the rest to the system
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for the next allocation instead of returning it to the
+    system. PyTorch's CPU tensors come from malloc, which by default maps each large one afresh and
+    unmaps it when freed, so every forward pass pays page faults and zeroing for its feature maps
+    (docs/performance.md). Called once per process by the entry points; False (nothing changed) where
+    the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
+    except (OSError, AttributeError):
+        return False
 
 
 def peak_resident_mb(pid: int | str = "self") -> float | None:

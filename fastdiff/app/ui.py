@@ -13,6 +13,7 @@ import gradio as gr
 
 from ..config import DiffusionConfig, TrainConfig
 from ..data import default_dataset
+from ..device import keep_freed_memory
 from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.schedule import NoiseSchedule
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
@@ -309,5 +310,6 @@ def main(argv: list[str] | None = None) -> None:
         "else cifar10, downloaded into data/)",
     )
     args = parser.parse_args(argv)
+    keep_freed_memory()
     backend = Backend(args.checkpoints, args.runs, args.data, Path.cwd())
     launch(build_app(backend), args.host, args.port)

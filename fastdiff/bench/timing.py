@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..config import DiffusionConfig, ModelConfig
-from ..device import peak_resident_mb, resolve_device, resolve_precision
+from ..device import keep_freed_memory, peak_resident_mb, resolve_device, resolve_precision
 from ..diffusion.samplers import Step
 from ..diffusion.sampling import final_images
 from ..diffusion.schedule import NoiseSchedule
@@ -58,6 +58,7 @@ def build(kind: str, checkpoint: Path | None = None):
 
 
 def _isolated(queue, fn, args):
+    keep_freed_memory()  # as in the entry point that spawned it
     queue.put(fn(*args) | {"peak_rss_mb": peak_resident_mb()})
 
 
