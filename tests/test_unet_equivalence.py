@@ -1,7 +1,8 @@
-"""The U-Net's fused, in-place forward pass computes what the textbook ops compute: GroupNorm, then
-SiLU, then the convolution, with the embedding and the residual added out of place. Outputs and
-gradients are compared on tiny models in fp32 (to round-off) and under bf16 autocast (no worse than the
-textbook ops' own bf16 error, with a margin of 2)."""
+"""The U-Net's fused, in-place forward pass computes what the textbook ops compute: GroupNorm (in the
+input's layout), then SiLU, then the convolution, with the embedding and the residual added out of place.
+Outputs and gradients are compared on tiny models in fp32 (to round-off) and under bf16 autocast (no
+worse than the textbook ops' own bf16 error, with a margin of 2). A guided pass's label sets give what
+the repeated batch gives."""
 
 import contextlib
 import copy
@@ -11,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from fastdiff.config import CascadeConfig, ModelConfig
+from fastdiff.diffusion.guidance import combine, guided_output
 from fastdiff.nn.cascade import CascadeUNet
-from fastdiff.nn.unet import NormActConv, ResBlock, UNet
+from fastdiff.nn.unet import GroupNorm32, NormActConv, ResBlock, UNet
 
 CLASSES = ("a", "b", "c")
 
@@ -29,15 +31,24 @@ def textbook_norm_act_conv(self, x):
     return conv(act(norm(x)))
 
 
+def textbook_group_norm(self, x, act=False):
+    h = torch.nn.GroupNorm.forward(self, x)
+    return F.silu(h) if act else h
+
+
 @contextlib.contextmanager
 def textbook_ops():
     """Run the network with the textbook forward passes of its fused blocks."""
-    fused = ResBlock.forward, NormActConv.forward
-    ResBlock.forward, NormActConv.forward = textbook_resblock, textbook_norm_act_conv
+    fused = ResBlock.forward, NormActConv.forward, GroupNorm32.forward
+    ResBlock.forward, NormActConv.forward, GroupNorm32.forward = (
+        textbook_resblock,
+        textbook_norm_act_conv,
+        textbook_group_norm,
+    )
     try:
         yield
     finally:
-        ResBlock.forward, NormActConv.forward = fused
+        ResBlock.forward, NormActConv.forward, GroupNorm32.forward = fused
 
 
 def tiny(attention=False, cascade=False):
@@ -92,11 +103,14 @@ def test_fp32_gradients_match_the_textbook_ops():
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [16, 32])  # at 32x32 GroupNorm runs in bf16 itself
-def test_bf16_outputs_and_gradients_stay_within_the_textbook_ops_error(size):
+@pytest.mark.parametrize("channels_last", [False, True])  # below 32x32 GroupNorm runs on an NCHW copy
+@pytest.mark.parametrize("size", [16, 32])
+def test_bf16_outputs_and_gradients_stay_within_the_textbook_ops_error(size, channels_last):
     model = tiny()
     model.config.image_size = size
     x, t, labels = batch(size=size)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         exact = model(x, t, labels)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -109,3 +123,31 @@ def test_bf16_outputs_and_gradients_stay_within_the_textbook_ops_error(size):
     with textbook_ops():
         textbook_error = (gradients(model, x, t, labels, autocast=True) - exact_grads).norm()
     assert got_error <= 2 * textbook_error + 1e-3 * exact_grads.norm()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("cascade", [False, True])
+def test_label_sets_give_what_the_repeated_batch_gives(cascade, precision):
+    model = tiny(cascade=cascade).to(memory_format=torch.channels_last)
+    x, t, labels = batch(size=8 if cascade else 16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    null = torch.full_like(labels, model.null_class)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        shared = model(x, t, torch.cat([labels, null])).float()
+        repeated = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).float()
+        separate = torch.cat([model(x, t, labels), model(x, t, null)]).float()
+    assert shared.shape == repeated.shape == (2 * len(x), *x.shape[1:])
+    tolerance = 1e-5 if precision == "fp32" else 2e-2  # bf16: convolutions of another batch size round apart
+    torch.testing.assert_close(shared, repeated, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(shared, separate, rtol=tolerance, atol=tolerance)
+
+
+def test_guided_output_asks_each_image_under_both_labels_once():
+    model, (x, t, labels) = tiny(), batch()
+    calls = []
+    model.register_forward_hook(lambda module, args, output: calls.append([len(a) for a in args]))
+    with torch.inference_mode():
+        guided = guided_output(model, x, t, labels, 2.0)
+        expected = combine(model(x, t, labels), model(x, t, torch.full_like(labels, model.null_class)), 2.0)
+    assert calls[0] == [len(x), len(x), 2 * len(x)]  # x_t and t once, two labels per image
+    torch.testing.assert_close(guided, expected, rtol=1e-5, atol=1e-5)

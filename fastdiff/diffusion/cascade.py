@@ -37,7 +37,9 @@ class Stage:
 
 class Conditioned(nn.Module):
     """A cascade network with its low-resolution condition fixed: the (x_t, t, class_labels) -> eps
-    network that GuidedDenoiser wraps. The condition is repeated to match a guided (doubled) batch."""
+    network that GuidedDenoiser wraps."""
+
+    takes_label_sets = True  # as the cascade network it wraps
 
     def __init__(self, model: UNet, condition: torch.Tensor):
         super().__init__()
@@ -52,8 +54,7 @@ class Conditioned(nn.Module):
         return self.model.null_class
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None):
-        repeats = x_t.shape[0] // self.condition.shape[0]
-        return self.model(x_t, t, class_labels, self.condition.repeat(repeats, 1, 1, 1))
+        return self.model(x_t, t, class_labels, self.condition)
 
 
 def resolutions_of(model: UNet) -> tuple[int, ...]:

@@ -47,7 +47,10 @@ def guided_output(
         weights = w if torch.is_tensor(w) else torch.full(t.shape, float(w), device=t.device)
         return model(x_t, t, class_labels, guidance=weights)
     null_labels = torch.full_like(class_labels, model.null_class)
-    output = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([class_labels, null_labels]))
+    if getattr(model, "takes_label_sets", False):  # each image under both labels, its first layers run once
+        output = model(x_t, t, torch.cat([class_labels, null_labels]))
+    else:
+        output = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([class_labels, null_labels]))
     output_cond, output_uncond = output.chunk(2)
     return combine(output_cond, output_uncond, w.view(-1, 1, 1, 1) if torch.is_tensor(w) else w)
 

@@ -83,12 +83,13 @@ class CascadeUNet(UNet):
     ) -> torch.Tensor:
         """x_t: (B, C, r, r) at one of the cascade's resolutions r; condition: (B, C, r, r), the
         upsampled partially noised lower-resolution image, or None (the lowest resolution, or a
-        dropped condition). Only the blocks of resolution r run. Returns eps, (B, C, r, r)."""
+        dropped condition); class_labels as in UNet.forward. Only the blocks of resolution r run.
+        Returns eps, (B, C, r, r)."""
         size = x_t.shape[-1]
         if size not in self.depths:
             raise ValueError(f"this cascade generates {self.cascade.resolutions}, not {size}x{size}")
         index = self.cascade.resolutions.index(size)
-        one_hot = F.one_hot(torch.full_like(t, index, dtype=torch.long), len(self.cascade.resolutions))
+        one_hot = F.one_hot(torch.tensor([index], device=t.device), len(self.cascade.resolutions))
         weight = self.resolution_embedding.weight
         emb = self.embed(t, class_labels) + self.resolution_embedding(one_hot.to(weight.dtype))
         full = size == self.config.image_size

@@ -24,16 +24,16 @@ from ..config import ModelConfig
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm that runs in float32 on feature maps smaller than 32x32 and returns the input's dtype:
-    the same result as PyTorch's bf16 kernel, which is slow on channels-last maps with few channels per
-    group (docs/performance.md). forward(x, act=True) also applies the SiLU that follows every GroupNorm
-    in this network."""
+    """GroupNorm that normalises CPU feature maps smaller than 32x32 in the contiguous (NCHW) layout,
+    in the input's dtype: PyTorch's CPU kernel is several times slower on channels-last maps with few
+    channels per group, in bf16 and in float32 (docs/performance.md), and the convolution after it takes
+    either layout. forward(x, act=True) also applies the SiLU that follows every GroupNorm in this
+    network."""
 
     def forward(self, x: torch.Tensor, act: bool = False) -> torch.Tensor:
-        small = x.dtype != torch.float32 and x.shape[-1] * x.shape[-2] < 32 * 32
-        h = super().forward(x.float() if small else x)
-        if small:
-            h = h.to(x.dtype)
+        if x.device.type == "cpu" and x.shape[-1] * x.shape[-2] < 32 * 32:
+            x = x.contiguous()
+        h = super().forward(x)
         if act:
             h = F.silu(h, inplace=_no_autograd(h))
         return h
@@ -90,7 +90,12 @@ class ResBlock(nn.Module):
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = _add_(self.conv1(self.norm1(x, act=True)), self.emb_proj(emb)[:, :, None, None])
+        """x: (B, C, H, W); emb: (B, emb_dim), or k embeddings per map, (k * B, emb_dim): the first
+        norm and convolution then run once per map, and the k outputs are stacked."""
+        h = self.conv1(self.norm1(x, act=True))
+        if len(emb) != len(x):
+            h, x = torch.cat([h] * (len(emb) // len(x))), torch.cat([x] * (len(emb) // len(x)))
+        h = _add_(h, self.emb_proj(emb)[:, :, None, None])
         return _add_(self.conv2(self.norm2(h, act=True)), self.skip(x))
 
 
@@ -115,6 +120,8 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
+    takes_label_sets = True  # forward accepts k labels per image (guidance.guided_output asks for two)
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -148,6 +155,9 @@ class UNet(nn.Module):
     def embed(
         self, t: torch.Tensor, class_labels: torch.Tensor | None, guidance: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """(B, emb_dim); with k labels per timestep, class_labels (k * B,), (k * B, emb_dim)."""
+        if class_labels is not None and len(class_labels) != len(t):
+            t = torch.cat([t] * (len(class_labels) // len(t)))
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.n_feat))
         if self.class_embedding is not None:
             if class_labels is None:
@@ -166,7 +176,10 @@ class UNet(nn.Module):
         guidance: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x_t: (B, C, H, W) noisy images; t: (B,) timesteps; class_labels: (B,) or None; guidance: (B,)
-        weights w for a guidance_embedding model (None: w = 0) -> eps (or v or x0: config.prediction)."""
+        weights w for a guidance_embedding model (None: w = 0) -> eps (or v or x0: config.prediction).
+        class_labels may also hold k labels per image, (k * B,), as a guided pass asks each image under
+        its class and the null class: the output is then (k * B, C, H, W), the same as for x_t and t
+        repeated k times, and the layers before the first embedding run once per image."""
         emb = self.embed(t, class_labels, guidance)
         return self.conv_out(self.body(self.conv_in(x_t), emb))
 
