@@ -23,14 +23,20 @@ AUTO_PRECISION = {"cuda": "fp16", "cpu": "bf16"}
 
 
 @functools.cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU executes bf16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+def cpu_bf16_units() -> str:
+    """How the CPU executes bf16 matmuls: 'AMX' (Intel's matrix units), 'AVX512-BF16, no AMX', or
+    '' (not natively, or unknown: no /proc/cpuinfo)."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return ""
+    return "AMX" if "amx_bf16" in flags else "AVX512-BF16, no AMX" if "avx512_bf16" in flags else ""
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU executes bf16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    return bool(cpu_bf16_units())
 
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)

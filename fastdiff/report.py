@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from .device import device_name, resolve_device, resolve_precision
+from .device import cpu_bf16_units, device_name, resolve_device, resolve_precision
 
 
 def machine() -> str:
     device = resolve_device()
+    name = device_name(device)
+    if device.type == "cpu":
+        name += f" ({cpu_bf16_units() or 'no native bf16'})"
     return (
-        f"{device_name(device)}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
+        f"{name}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
         f"precision {resolve_precision('auto', device)}"
     )
 

@@ -19,3 +19,12 @@ def test_auto_precision_on_the_cpu_needs_native_bf16(monkeypatch):
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
     assert device.resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert device.resolve_precision("auto", torch.device("meta")) == "fp32"
+
+
+def test_the_machine_line_names_how_the_cpu_runs_bf16(monkeypatch):
+    from fastdiff import report
+
+    monkeypatch.setattr(report, "resolve_device", lambda: torch.device("cpu"))
+    for units, shown in [("AMX", "(AMX)"), ("AVX512-BF16, no AMX", "(AVX512-BF16, no AMX)"), ("", "(no native bf16)")]:
+        monkeypatch.setattr(report, "cpu_bf16_units", lambda units=units: units)
+        assert shown in report.machine()
