@@ -1,7 +1,7 @@
 """Where a forward pass spends its time, `python -m fastdiff bench profile`: the shipped base network's
-guided forward pass (batch 32, so 64 images through the network) in the sampling precision, profiled
-with torch.profiler; self time per kind of op, and the achieved FLOP/s as a share of a large matmul's
-in the same precision, on this machine."""
+guided forward pass (batch 32: each image under its class and the null class, 64 outputs) in the
+sampling precision, profiled with torch.profiler; self time per kind of op, and the achieved FLOP/s as
+a share of a large matmul's in the same precision, on this machine."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ..device import AUTOCAST_DTYPES, autocast, resolve_device, resolve_precision
+from ..diffusion.guidance import guided_output
 from ..report import markdown_table
-from .timing import build, forward_gflops, matmul_peak_gflops
+from .timing import GUIDANCE, build, matmul_peak_gflops
 
 KINDS = {  # op name fragment -> the kind the table reports it as
     "convolution": "convolution",
@@ -34,16 +35,20 @@ def kind_of(op: str) -> str:
     return next((kind for fragment, kind in KINDS.items() if fragment in name), "other")
 
 
-def op_shares(model: torch.nn.Module, batch: int, precision: str, repeats: int = 10) -> dict[str, float]:
-    """Share of self CPU time per kind of op over `repeats` guided forward passes (2 * batch images)."""
+def guided_inputs(model: torch.nn.Module, batch: int):
     device = next(model.parameters()).device
-    x = torch.randn(2 * batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    t, labels = torch.full((2 * batch,), 250, device=device), torch.arange(2 * batch, device=device) % 10
-    with torch.inference_mode(), autocast(device, precision):
-        model(x, t, labels)  # warm-up: kernel choice, allocations
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    return x, torch.full((batch,), 250, device=device), torch.arange(batch, device=device) % 10
+
+
+def op_shares(model: torch.nn.Module, batch: int, precision: str, repeats: int = 10) -> dict[str, float]:
+    """Share of self CPU time per kind of op over `repeats` guided forward passes."""
+    x, t, labels = guided_inputs(model, batch)
+    with torch.inference_mode(), autocast(x.device, precision):
+        guided_output(model, x, t, labels, GUIDANCE)  # warm-up: kernel choice, allocations
         with profile(activities=[ProfilerActivity.CPU]) as profiler:
             for _ in range(repeats):
-                model(x, t, labels)
+                guided_output(model, x, t, labels, GUIDANCE)
     totals: dict[str, float] = {}
     for event in profiler.key_averages():
         if event.self_cpu_time_total > 0 and event.key.startswith("aten::"):
@@ -54,17 +59,25 @@ def op_shares(model: torch.nn.Module, batch: int, precision: str, repeats: int =
 
 def seconds_per_forward(model: torch.nn.Module, batch: int, precision: str, repeats: int = 20) -> float:
     """The fastest of `repeats` guided forward passes, in seconds."""
-    device = next(model.parameters()).device
-    x = torch.randn(2 * batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    t, labels = torch.full((2 * batch,), 250, device=device), torch.arange(2 * batch, device=device) % 10
+    x, t, labels = guided_inputs(model, batch)
     times = []
-    with torch.inference_mode(), autocast(device, precision):
-        model(x, t, labels)
+    with torch.inference_mode(), autocast(x.device, precision):
+        guided_output(model, x, t, labels, GUIDANCE)
         for _ in range(repeats):
             start = time.perf_counter()
-            model(x, t, labels)
+            guided_output(model, x, t, labels, GUIDANCE)
             times.append(time.perf_counter() - start)
     return min(times)
+
+
+def guided_gflops(model: torch.nn.Module, batch: int) -> float:
+    """FLOPs of one guided forward pass, counted by PyTorch's FlopCounterMode (the layers before the
+    labels run once per image)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        guided_output(model, *guided_inputs(model, batch), GUIDANCE)
+    return counter.get_total_flops() / 1e9
 
 
 def bench_profile(assets: Path, batch: int = 32) -> str:
@@ -72,14 +85,14 @@ def bench_profile(assets: Path, batch: int = 32) -> str:
     precision = resolve_precision("auto", device)
     model, _, trained = build("base", Path("checkpoints/cifar10-base"))
     model = model.to(device, memory_format=torch.channels_last)
-    gflops = forward_gflops(model) * 2 * batch
+    gflops = guided_gflops(model, batch)
     seconds = seconds_per_forward(model, batch, precision)
     peak = matmul_peak_gflops(device, AUTOCAST_DTYPES.get(precision, torch.float32))
     shares = op_shares(model, batch, precision)
     rows = [[kind, f"{100 * share:.0f}%"] for kind, share in shares.items()]
     weights = "the shipped cifar10-base" if trained else "random weights of cifar10-base's shape"
     return (
-        f"Guided forward pass of {weights} at batch {batch} ({2 * batch} images), {precision}, channels-last: "
+        f"Guided forward pass of {weights} at batch {batch} ({2 * batch} outputs), {precision}, channels-last: "
         f"{1000 * seconds:.1f} ms (fastest of 20), {gflops / seconds:.0f} GFLOP/s, "
         f"{100 * gflops / seconds / peak:.0f}% of a 2048x2048 {precision} matmul's {peak:.0f} GFLOP/s.\n\n"
         + markdown_table(["op", "share of self CPU time (10 passes, torch.profiler)"], rows)
