@@ -46,10 +46,11 @@ KEPT_FREE_BYTES = 2**30  # freed memory glibc keeps for reuse before it returns 
 @functools.cache
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for the next allocation instead of returning it to the
-    system. PyTorch's CPU tensors come from malloc, which by default maps each large one afresh and
-    unmaps it when freed, so every forward pass pays page faults and zeroing for its feature maps
-    (docs/performance.md). Called once per process by the entry points; False (nothing changed) where
-    the C library is not glibc."""
+    system. PyTorch's CPU tensors come from malloc, which by default gives large ones mappings of their
+    own and trims the heap's free top, so a loop of forward passes or training steps that frees all it
+    allocated faults its feature maps in page by page again on every pass (docs/performance.md).
+    Called once per process by the entry points; False (nothing changed) where the C library is not
+    glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES))

@@ -151,3 +151,16 @@ def test_guided_output_asks_each_image_under_both_labels_once():
         expected = combine(model(x, t, labels), model(x, t, torch.full_like(labels, model.null_class)), 2.0)
     assert calls[0] == [len(x), len(x), 2 * len(x)]  # x_t and t once, two labels per image
     torch.testing.assert_close(guided, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_guidance_input_follows_the_label_sets():
+    torch.manual_seed(0)
+    config = ModelConfig(n_feat=8, image_size=16, num_classes=3, class_names=CLASSES, guidance_embedding=True)
+    model = UNet(config).eval()
+    torch.nn.init.normal_(model.guidance_mlp[-1].weight, std=0.2)  # zero at init: it would hide the input
+    x, t, labels = batch()
+    w = torch.linspace(0, 4, len(x))
+    with torch.inference_mode():
+        shared = model(x, t, torch.cat([labels, labels]), guidance=w)
+        repeated = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, labels]), guidance=torch.cat([w, w]))
+    torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-5)

@@ -157,7 +157,9 @@ class UNet(nn.Module):
     ) -> torch.Tensor:
         """(B, emb_dim); with k labels per timestep, class_labels (k * B,), (k * B, emb_dim)."""
         if class_labels is not None and len(class_labels) != len(t):
-            t = torch.cat([t] * (len(class_labels) // len(t)))
+            repeats = len(class_labels) // len(t)
+            t = torch.cat([t] * repeats)
+            guidance = None if guidance is None else torch.cat([guidance] * repeats)
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.n_feat))
         if self.class_embedding is not None:
             if class_labels is None:
