@@ -39,8 +39,6 @@ class Conditioned(nn.Module):
     """A cascade network with its low-resolution condition fixed: the (x_t, t, class_labels) -> eps
     network that GuidedDenoiser wraps."""
 
-    takes_label_sets = True  # as the cascade network it wraps
-
     def __init__(self, model: UNet, condition: torch.Tensor):
         super().__init__()
         self.model, self.condition = model, condition
@@ -52,6 +50,10 @@ class Conditioned(nn.Module):
     @property
     def null_class(self) -> int:
         return self.model.null_class
+
+    @property
+    def takes_label_sets(self) -> bool:
+        return self.model.takes_label_sets
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None):
         return self.model(x_t, t, class_labels, self.condition)

@@ -94,7 +94,8 @@ class ResBlock(nn.Module):
         norm and convolution then run once per map, and the k outputs are stacked."""
         h = self.conv1(self.norm1(x, act=True))
         if len(emb) != len(x):
-            h, x = torch.cat([h] * (len(emb) // len(x))), torch.cat([x] * (len(emb) // len(x)))
+            copies = len(emb) // len(x)
+            h, x = torch.cat([h] * copies), torch.cat([x] * copies)
         h = _add_(h, self.emb_proj(emb)[:, :, None, None])
         return _add_(self.conv2(self.norm2(h, act=True)), self.skip(x))
 
