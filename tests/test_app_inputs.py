@@ -1,8 +1,10 @@
 """Every Generate input reaches the backend as typed and gets a message naming it; the API page lists
 only the page's actions, with named outputs; the checkpoint lists hold generators only."""
 
+import concurrent.futures
 import json
 
+import gradio as gr
 import helpers
 import pytest
 from gradio_client.exceptions import AppError
@@ -91,10 +93,27 @@ def test_only_generators_are_offered_as_checkpoints(served):
     assert backend.store.names() == ["cifar10-base"]
 
 
-def test_cancel_says_where_the_run_stopped():
-    assert Backend.cancelled("step 41/500 · 3.0 s") == "cancelled at step 41/500 · 3.0 s"
-    assert Backend.cancelled("sampling with `cifar10-base`...") == "cancelled before the first step"
-    assert Backend.cancelled("done: step 3/3") == "done: step 3/3"
+def test_cancel_waits_for_the_run_to_close_and_says_where_it_stopped(served):
+    backend, _ = served
+    run = backend.generate(**{**helpers.GOOD, "steps": 50, "num_images": 1})
+    statuses = [next(run)[1] for _ in range(2)]  # "sampling with ...", then the first frame's
+    assert statuses[-1].startswith("step ") and "/50 " in statuses[-1]
+    cancel = concurrent.futures.ThreadPoolExecutor(1)
+    message = cancel.submit(backend.cancelled)
+    finished, _ = concurrent.futures.wait([message], timeout=0.3)
+    assert not finished  # the run is still open
+    run.close()  # what Gradio does to a cancelled run once its current step ends
+    assert message.result(timeout=10) == f"cancelled at {statuses[-1]}"
+    cancel.shutdown()
+
+
+def test_cancel_leaves_a_finished_run_and_an_empty_page_alone(tmp_path):
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    assert backend.cancelled() == gr.skip()
+    *_, last = backend.generate(**{**helpers.GOOD, "steps": 2, "num_images": 1})
+    assert last[1].startswith("done: step 2/2")
+    assert backend.cancelled() == gr.skip()
 
 
 def test_using_the_last_image_before_any_generation_says_so():

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import gradio as gr
@@ -34,7 +36,8 @@ from .train import TrainingSession
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 NO_WARM_START = "none (from scratch)"
-CANCEL_SETTLE = 0.5  # seconds: several frame intervals (diffusion/frames.py FRAME_INTERVAL)
+WRITING = "writing the GIF and MP4..."
+CANCEL_WAIT = 30  # seconds: the longest Cancel waits for a run to end its current step and close
 NO_PICTURE = "Upload a picture, or press 'use the last generated image' after a generation."
 
 
@@ -45,6 +48,15 @@ def user_errors():
         yield
     except (ValueError, CheckpointError, DataError) as e:
         raise gr.Error(str(e), print_exception=False) from e
+
+
+@dataclass
+class SamplingRun:
+    """A session's latest Generate run, as far as Cancel needs it: the status it last sent to the page,
+    and whether it has ended (finished, failed, or closed by Gradio when cancelled)."""
+
+    status: str | None = ""  # None once it has ended on its own (finished or failed)
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 class Backend:
@@ -61,6 +73,7 @@ class Backend:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
         weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)  # also at exit
         self.training = TrainingSession(self.device)
+        self.sampling_runs: dict[str | None, SamplingRun] = {}  # by Gradio session
 
     # -- checkpoints ---------------------------------------------------------------------------------
 
@@ -97,9 +110,37 @@ class Backend:
 
     # -- Generate ------------------------------------------------------------------------------------
 
-    def generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta):
+    def generate(
+        self,
+        checkpoint,
+        class_name,
+        sampler,
+        steps,
+        guidance,
+        attention,
+        stages,
+        seed,
+        num_images,
+        eta,
+        session: gr.Request | None = None,
+    ):
         """Yield (live frame, status, final grid, download paths, first image, run kept for replay) while
         sampling."""
+        run = self.sampling_runs[session.session_hash if session else None] = SamplingRun()
+        try:
+            for outputs in self._generate(
+                checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta
+            ):
+                run.status = outputs[1]
+                yield outputs
+            run.status = None
+        except Exception:
+            run.status = None
+            raise
+        finally:
+            run.ended.set()
+
+    def _generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta):
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
             name = serving_checkpoint(self.store, checkpoint, sampler, bool(attention), num_stages)
@@ -121,21 +162,25 @@ class Backend:
             png = Path(folder) / "samples.png"
             save_png(grid(images), png)
             picture, final = progress.picture, grid(images, scale=4)
-            writing = f"done: {status}\n\nwriting the GIF and MP4..."
+            writing = f"done: {status}\n\n{WRITING}"
             yield picture, writing, final, [str(png)], first_image, trajectory
             paths, note = save_animations(animation, Path(folder))
             done = f"done: {status}" + (f"\n\n{note}" if note else "")
             yield picture, done, final, [str(p) for p in [png, *paths]], first_image, trajectory
 
-    @staticmethod
-    def cancelled(status: str) -> str:
-        """The status after Cancel: where the run was when Cancel was pressed. Frames already on their way
-        land first (CANCEL_SETTLE), so that none of them overwrites this message."""
-        time.sleep(CANCEL_SETTLE)
-        if status.startswith("done"):
-            return status
-        if status.startswith("step "):
-            return f"cancelled at {status}"
+    def cancelled(self, session: gr.Request | None = None):
+        """The status after Cancel: where the session's run stopped. Gradio stops the run once its current
+        step ends; waiting for that puts this message after the run's last frame in the page."""
+        run = self.sampling_runs.get(session.session_hash if session else None)
+        if run is None:
+            return gr.skip()
+        run.ended.wait(CANCEL_WAIT)
+        if run.status is None:
+            return gr.skip()
+        if run.status.startswith("done"):
+            return run.status.replace(WRITING, "cancelled before the GIF and MP4 were written")
+        if run.status.startswith("step "):
+            return f"cancelled at {run.status}"
         return "cancelled before the first step"
 
     # -- Compare -------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wa
 
 def in_order_of(handler, controls: dict) -> list:
     """The controls in the order of the handler's parameters, which are named after them: the order is
-    written once, in the handler's signature."""
-    return [controls[name] for name in inspect.signature(handler).parameters]
+    written once, in the handler's signature. A `session` parameter is Gradio's to fill (gr.Request)."""
+    return [controls[name] for name in inspect.signature(handler).parameters if name != "session"]
 
 
 def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | None) -> dict:
@@ -96,7 +96,10 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         concurrency_id="sampling",
         show_progress_on=[final],  # the status line says where the run is; no tracker over it (nor "Error" on cancel)
     )
-    cancel.click(backend.cancelled, status, status, cancels=[event], api_visibility="private")
+    # The page runs a click's listeners one after another, each to its end: the cancel goes first, so that
+    # backend.cancelled, which waits for the run to close, writes the last status
+    cancel.click(None, cancels=[event])
+    cancel.click(backend.cancelled, None, status, api_visibility="private")
     return {
         "checkpoint": checkpoint,
         "class_name": class_name,
