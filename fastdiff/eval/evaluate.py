@@ -309,7 +309,7 @@ SWEEP = [  # (label, checkpoint name, sampler, steps, guidance, stages, share of
     ("attention, DDIM-100", "cifar10-attn", "ddim", 100, 2.0, 1, 1 / 4),
     ("cascade 8->16->32, DDIM-50 scaled", "cifar10-cascade", "ddim", 50, 2.0, 3, 1 / 2),
     ("distilled, DDIM-4 (one pass per step)", "cifar10-distilled", "ddim", 4, 2.0, 1, 1),
-    *[(f"distilled, DDIM-4, w={w}", "cifar10-distilled", "ddim", 4, float(w), 1, 1 / 4) for w in (0, 1, 3, 4)],
+    *[(f"distilled, DDIM-4, w={w}", "cifar10-distilled", "ddim", 4, float(w), 1, 1) for w in (0, 1, 3, 4)],
 ]
 RECORDED = {
     "cifar10-base": ("ddim", 50, 2.0, 1),
