@@ -137,8 +137,8 @@ class DistillConfig:
     from_steps: int = 32  # DDIM steps of the guidance-distilled student that the first halving starts from
     prediction: str = "v"  # the students' parameterization (eps, v or x0; v or x0 work at few steps)
     guidance_max: float = 4.0  # students learn w uniform in [0, guidance_max]
-    guidance_epochs: int = 10  # epochs of the guidance round
-    round_epochs: int = 5  # epochs of each halving round
+    guidance_epochs: int = 20  # epochs of the guidance round
+    round_epochs: int = 6  # epochs of each halving round
 
 
 def to_dict(config) -> dict:
