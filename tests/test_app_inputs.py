@@ -98,13 +98,12 @@ def test_cancel_waits_for_the_run_to_close_and_says_where_it_stopped(served):
     run = backend.generate(**{**helpers.GOOD, "steps": 50, "num_images": 1})
     statuses = [next(run)[1] for _ in range(2)]  # "sampling with ...", then the first frame's
     assert statuses[-1].startswith("step ") and "/50 " in statuses[-1]
-    cancel = concurrent.futures.ThreadPoolExecutor(1)
-    message = cancel.submit(backend.cancelled)
-    finished, _ = concurrent.futures.wait([message], timeout=0.3)
-    assert not finished  # the run is still open
-    run.close()  # what Gradio does to a cancelled run once its current step ends
-    assert message.result(timeout=10) == f"cancelled at {statuses[-1]}"
-    cancel.shutdown()
+    with concurrent.futures.ThreadPoolExecutor(1) as cancel:
+        message = cancel.submit(backend.cancelled)
+        finished, _ = concurrent.futures.wait([message], timeout=0.3)
+        assert not finished  # the run is still open
+        run.close()  # what Gradio does to a cancelled run once its current step ends
+        assert message.result(timeout=10) == f"cancelled at {statuses[-1]}"
 
 
 def test_cancel_leaves_a_finished_run_and_an_empty_page_alone(tmp_path):
