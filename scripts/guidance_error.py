@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from fastdiff.data import load_dataset, to_model_range
-from fastdiff.device import resolve_precision
+from fastdiff.device import autocast, resolve_precision
 from fastdiff.diffusion.guidance import guided_output
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.nn.checkpoint import load_model
@@ -39,25 +39,29 @@ def main() -> None:
     chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[: args.n]
     x0, labels = to_model_range(data.images[chosen]), data.labels[chosen]
 
-    def outputs(t: int, w: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(student, teacher) outputs at timestep t and weight w, on noise seeded by t."""
-        timesteps = torch.full((args.n,), t)
-        x_t = schedule.q_sample(x0, timesteps, torch.randn(x0.shape, generator=torch.Generator().manual_seed(t)))
-        student_output = student(x_t, timesteps, labels, guidance=torch.full((args.n,), w))
-        return student_output.float(), guided_output(teacher, x_t, timesteps, labels, w).float()
-
     precision = resolve_precision("auto", device)
-    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-        print(f"| w | MSE (mean over t = {', '.join(map(str, TIMESTEPS))}) |\n|---|---|")
-        for w in WEIGHTS:
-            errors = [((s - t) ** 2).mean().item() for s, t in (outputs(t, w) for t in TIMESTEPS)]
-            print(f"| {w:g} | {sum(errors) / len(errors):.5f} |")
-        print("\n| t | share of the teacher's guidance effect (w = 2) |\n|---|---|")
+    outputs = {}  # (t, w) -> (student's, teacher's) output
+    with torch.inference_mode(), autocast(device, precision):
         for t in TIMESTEPS:
-            (student_2, teacher_2), (student_0, teacher_0) = outputs(t, 2.0), outputs(t, 0.0)
-            teacher_effect, student_effect = (teacher_2 - teacher_0).flatten(), (student_2 - student_0).flatten()
-            share = (student_effect @ teacher_effect / (teacher_effect @ teacher_effect)).item()
-            print(f"| {t} | {share:.2f} |")
+            timesteps = torch.full((args.n,), t)
+            x_t = schedule.q_sample(x0, timesteps, torch.randn(x0.shape, generator=torch.Generator().manual_seed(t)))
+            for w in WEIGHTS:
+                student_output = student(x_t, timesteps, labels, guidance=torch.full((args.n,), w))
+                teacher_output = guided_output(teacher, x_t, timesteps, labels, w)
+                outputs[t, w] = student_output.float(), teacher_output.float()
+    print(f"| w | MSE (mean over t = {', '.join(map(str, TIMESTEPS))}) |\n|---|---|")
+    for w in WEIGHTS:
+        errors = [
+            ((student_output - teacher_output) ** 2).mean().item()
+            for student_output, teacher_output in (outputs[t, w] for t in TIMESTEPS)
+        ]
+        print(f"| {w:g} | {sum(errors) / len(errors):.5f} |")
+    print("\n| t | share of the teacher's guidance effect (w = 2) |\n|---|---|")
+    for t in TIMESTEPS:
+        (student_2, teacher_2), (student_0, teacher_0) = outputs[t, 2.0], outputs[t, 0.0]
+        teacher_effect, student_effect = (teacher_2 - teacher_0).flatten(), (student_2 - student_0).flatten()
+        share = (student_effect @ teacher_effect / (teacher_effect @ teacher_effect)).item()
+        print(f"| {t} | {share:.2f} |")
 
 
 if __name__ == "__main__":
