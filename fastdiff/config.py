@@ -134,7 +134,7 @@ class DistillConfig:
     """A distillation run (train/distill.py): guidance distillation, then halving rounds."""
 
     steps: int = 4  # DDIM steps of the final student
-    from_steps: int = 32  # DDIM steps of the guidance-distilled student that the first halving starts from
+    from_steps: int = 64  # DDIM steps of the guidance-distilled student that the first halving starts from
     prediction: str = "v"  # the students' parameterization (eps, v or x0; v or x0 work at few steps)
     guidance_max: float = 4.0  # students learn w uniform in [0, guidance_max]
     guidance_epochs: int = 20  # epochs of the guidance round

@@ -2,7 +2,7 @@
 a few DDIM steps, each round a Trainer run in its own folder of the run folder:
 
     out/round-1-guidance/      stage one: the student takes w as input, matching the guided teacher
-    out/round-2-32to16/ ...    stage two: two teacher DDIM steps become one student step, halving
+    out/round-2-64to32/ ...    stage two: two teacher DDIM steps become one student step, halving
     out/model.safetensors      the latest finished round's student, with its config.json
     out/loss.png               the loss curve of each round
 
@@ -43,7 +43,7 @@ def plan_rounds(config: DistillConfig) -> list[Round]:
     steps, ratio = config.steps, config.from_steps // max(config.steps, 1)
     if steps < 1 or config.from_steps <= steps or config.from_steps % steps or ratio & (ratio - 1):
         raise ValueError(
-            f"steps must be from-steps halved one or more times (e.g. 32 -> 4), got {config.from_steps} -> {steps}"
+            f"steps must be from-steps halved one or more times (e.g. 64 -> 4), got {config.from_steps} -> {steps}"
         )
     rounds, teacher_steps = [Round(GUIDANCE_ROUND, None, 0)], config.from_steps
     while teacher_steps > steps:
