@@ -51,6 +51,9 @@ def served_app(checkpoints: Path):
         [sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # A bench started in the background (`nohup ... &`) passes SIGINT on ignored: undo that, so that
+        # the SIGINT below stops the server cleanly.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if sys.platform != "win32" else None,
     )
     try:
         yield server, connect(f"http://127.0.0.1:{port}/", server)
