@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import signal
 from pathlib import Path
 
 import gradio as gr
@@ -300,6 +301,11 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs)
     return demo.launch(server_name=host, server_port=port, css=CSS, footer_links=["api"], **kwargs)
 
 
+def stop_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (kill, systemd, a benchmark) stops the app as Ctrl-C does: cleanly, its temp folder removed."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fastdiff app", description="The FastDiff app (Gradio).")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -315,4 +321,5 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     keep_freed_memory()
     backend = Backend(args.checkpoints, args.runs, args.data, Path.cwd())
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     launch(build_app(backend), args.host, args.port)

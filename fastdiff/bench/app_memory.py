@@ -6,7 +6,6 @@ server's peak resident memory), and the replay's round trip per slider move for 
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import statistics
 import subprocess
@@ -51,14 +50,11 @@ def served_app(checkpoints: Path):
         [sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # A bench started in the background (`nohup ... &`) passes SIGINT on ignored: undo that, so that
-        # the SIGINT below stops the server cleanly.
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if sys.platform != "win32" else None,
     )
     try:
         yield server, connect(f"http://127.0.0.1:{port}/", server)
     finally:
-        server.send_signal(signal.SIGINT)  # a clean exit, in which the app removes its temp folder
+        server.terminate()  # SIGTERM: a clean exit, in which the app removes its temp folder
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:  # a busy machine: never leave a server running
