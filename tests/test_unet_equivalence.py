@@ -1,5 +1,6 @@
 """The U-Net's fused, in-place forward pass computes what the textbook ops compute: GroupNorm (in the
-input's layout), then SiLU, then the convolution, with the embedding and the residual added out of place.
+input's layout), then SiLU, then the convolution, with the embedding and the residual added out of place,
+F.interpolate's upsampling and nn.Conv2d's 1x1 convolutions.
 Outputs and gradients are compared on tiny models in fp32 (to round-off) and under bf16 autocast (no
 worse than the textbook ops' own bf16 error, with a margin of 2). A guided pass's label sets give what
 the repeated batch gives."""
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 
 from fastdiff.config import CascadeConfig, ModelConfig
 from fastdiff.diffusion.guidance import combine, guided_output
+from fastdiff.nn import unet
 from fastdiff.nn.cascade import CascadeUNet
-from fastdiff.nn.unet import GroupNorm32, NormActConv, ResBlock, UNet
+from fastdiff.nn.unet import GroupNorm32, NormActConv, PointwiseConv, ResBlock, UNet, upsample
 
 CLASSES = ("a", "b", "c")
 
@@ -39,16 +41,18 @@ def textbook_group_norm(self, x, act=False):
 @contextlib.contextmanager
 def textbook_ops():
     """Run the network with the textbook forward passes of its fused blocks."""
-    fused = ResBlock.forward, NormActConv.forward, GroupNorm32.forward
-    ResBlock.forward, NormActConv.forward, GroupNorm32.forward = (
+    fused = ResBlock.forward, NormActConv.forward, GroupNorm32.forward, PointwiseConv.forward, unet.upsample
+    ResBlock.forward, NormActConv.forward, GroupNorm32.forward, PointwiseConv.forward, unet.upsample = (
         textbook_resblock,
         textbook_norm_act_conv,
         textbook_group_norm,
+        torch.nn.Conv2d.forward,
+        lambda x: F.interpolate(x, scale_factor=2.0),
     )
     try:
         yield
     finally:
-        ResBlock.forward, NormActConv.forward, GroupNorm32.forward = fused
+        ResBlock.forward, NormActConv.forward, GroupNorm32.forward, PointwiseConv.forward, unet.upsample = fused
 
 
 def tiny(attention=False, cascade=False):
@@ -84,6 +88,37 @@ def test_fp32_outputs_match_the_textbook_ops(channels_last, mode, cascade):
         with textbook_ops():
             expected = model(x, t, labels)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_upsampling_repeats_each_pixel_as_interpolate_does(channels_last, dtype):
+    x = torch.randn(2, 3, 4, 5, dtype=dtype).requires_grad_()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    up = upsample(x.contiguous(memory_format=layout))
+    assert torch.equal(up, F.interpolate(x, scale_factor=2.0))
+    assert up.is_contiguous(memory_format=layout)
+    up.backward(torch.ones_like(up))
+    assert torch.equal(x.grad, torch.full_like(x, 4.0))  # each pixel feeds four
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_conv_matches_conv2d_in_bf16_with_gradients(channels_last):
+    torch.manual_seed(0)
+    conv = PointwiseConv(6, 4)
+    x = torch.randn(3, 6, 5, 5)
+    if channels_last:
+        conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    results = []
+    for forward in (PointwiseConv.forward, torch.nn.Conv2d.forward):
+        conv.zero_grad()
+        x_bf16 = x.bfloat16().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = forward(conv, x_bf16)
+        out.float().square().sum().backward()
+        results.append((out.float(), x_bf16.grad.float(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for got, expected in zip(*results, strict=True):
+        torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
 
 
 def gradients(model, x, t, labels, autocast=False):
