@@ -1,11 +1,13 @@
 """Where a forward pass spends its time, `python -m fastdiff bench profile`: the shipped base network's
 guided forward pass (batch 32: each image under its class and the null class, 64 outputs) in the
-sampling precision, profiled with torch.profiler; self time per kind of op, and the achieved FLOP/s as
-a share of a large matmul's in the same precision, on this machine."""
+sampling precision, profiled with torch.profiler; self time per kind of op, the achieved FLOP/s as a
+share of a large matmul's in the same precision, and the time of its convolutions alone (what no change
+around them can win back), on this machine."""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -57,17 +59,40 @@ def op_shares(model: torch.nn.Module, batch: int, precision: str, repeats: int =
     return {kind: value / whole for kind, value in sorted(totals.items(), key=lambda item: -item[1])}
 
 
+def fastest(run, device: torch.device, repeats: int) -> float:
+    """The fastest of `repeats` calls of run(), in seconds, after one untimed call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def seconds_per_forward(model: torch.nn.Module, batch: int, precision: str, repeats: int = 20) -> float:
     """The fastest of `repeats` guided forward passes, in seconds."""
     x, t, labels = guided_inputs(model, batch)
-    times = []
     with torch.inference_mode(), autocast(x.device, precision):
-        guided_output(model, x, t, labels, GUIDANCE)
-        for _ in range(repeats):
-            start = time.perf_counter()
+        return fastest(lambda: guided_output(model, x, t, labels, GUIDANCE), x.device, repeats)
+
+
+def convolution_seconds(model: torch.nn.Module, batch: int, precision: str, repeats: int = 20) -> float:
+    """The guided pass's convolutions alone: each convolution layer run on the input it got in one pass
+    (same dtype and layout), the fastest of `repeats` runs each, summed; in seconds."""
+    x, t, labels = guided_inputs(model, batch)
+    convolutions = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
+    calls = []
+    hooks = [conv.register_forward_pre_hook(lambda conv, args: calls.append((conv, args[0]))) for conv in convolutions]
+    with torch.inference_mode(), autocast(x.device, precision):
+        try:
             guided_output(model, x, t, labels, GUIDANCE)
-            times.append(time.perf_counter() - start)
-    return min(times)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return sum(fastest(partial(conv, conv_input), x.device, repeats) for conv, conv_input in calls)
 
 
 def guided_gflops(model: torch.nn.Module, batch: int) -> float:
@@ -88,12 +113,17 @@ def bench_profile(assets: Path, batch: int = 32) -> str:
     gflops = guided_gflops(model, batch)
     seconds = seconds_per_forward(model, batch, precision)
     peak = matmul_peak_gflops(device, AUTOCAST_DTYPES.get(precision, torch.float32))
+    convolutions = convolution_seconds(model, batch, precision)
     shares = op_shares(model, batch, precision)
     rows = [[kind, f"{100 * share:.0f}%"] for kind, share in shares.items()]
     weights = "the shipped cifar10-base" if trained else "random weights of cifar10-base's shape"
     return (
         f"Guided forward pass of {weights} at batch {batch} ({2 * batch} outputs), {precision}, channels-last: "
         f"{1000 * seconds:.1f} ms (fastest of 20), {gflops / seconds:.0f} GFLOP/s, "
-        f"{100 * gflops / seconds / peak:.0f}% of a 2048x2048 {precision} matmul's {peak:.0f} GFLOP/s.\n\n"
+        f"{100 * gflops / seconds / peak:.0f}% of a 2048x2048 {precision} matmul's {peak:.0f} GFLOP/s. "
+        f"Its convolutions alone (each layer run on the input it got in that pass, fastest of 20): "
+        f"{1000 * convolutions:.1f} ms, {100 * convolutions / seconds:.0f}% of the pass; the rest "
+        f"{1000 * (seconds - convolutions):.1f} ms, so a change that leaves the convolutions as they are can "
+        f"make the pass at most {seconds / convolutions:.2f}x faster.\n\n"
         + markdown_table(["op", "share of self CPU time (10 passes, torch.profiler)"], rows)
     )
