@@ -160,12 +160,14 @@ def test_bf16_outputs_and_gradients_stay_within_the_textbook_ops_error(size, cha
     assert got_error <= 2 * textbook_error + 1e-3 * exact_grads.norm()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("cascade", [False, True])
-def test_label_sets_give_what_the_repeated_batch_gives(cascade, precision):
-    model = tiny(cascade=cascade).to(memory_format=torch.channels_last)
+def test_label_sets_give_what_the_repeated_batch_gives(cascade, precision, channels_last):
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = tiny(cascade=cascade).to(memory_format=layout)
     x, t, labels = batch(size=8 if cascade else 16)
-    x = x.contiguous(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=layout)
     null = torch.full_like(labels, model.null_class)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         shared = model(x, t, torch.cat([labels, null])).float()

@@ -117,13 +117,17 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W); emb: (B, emb_dim), or k embeddings per map, (k * B, emb_dim): the first
-        norm and convolution then run once per map, and the k outputs are stacked."""
+        norm and convolution and the skip then run once per map, broadcast against the k embeddings,
+        and the k outputs are stacked."""
         h = self.conv1(self.norm1(x, act=True))
-        if len(emb) != len(x):
-            copies = len(emb) // len(x)
-            h, x = torch.cat([h] * copies), torch.cat([x] * copies)
-        h = _add_(h, self.emb_proj(emb)[:, :, None, None])
-        return _add_(self.conv2(self.norm2(h, act=True)), self.skip(x))
+        emb = self.emb_proj(emb)[:, :, None, None]
+        if len(emb) == len(x):
+            h = _add_(h, emb)
+            return _add_(self.conv2(self.norm2(h, act=True)), self.skip(x))
+        copies = len(emb) // len(x)
+        h = (h + emb.view(copies, len(x), -1, 1, 1)).flatten(0, 1)
+        out = self.conv2(self.norm2(h, act=True))
+        return _add_(out.view(copies, len(x), *out.shape[1:]), self.skip(x)).flatten(0, 1)
 
 
 class SelfAttention(nn.Module):
