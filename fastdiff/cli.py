@@ -103,7 +103,7 @@ def cmd_sample(args) -> None:
     from .device import resolve_device, resolve_precision
     from .diffusion.sampling import check_seed, class_labels, is_frame, make_plan, sample_steps
     from .diffusion.schedule import NoiseSchedule
-    from .images import grid, save_animation, save_png
+    from .images import grid, save_animation, save_image
     from .nn.checkpoint import load_model
 
     if not 1 <= args.n <= 1024:
@@ -132,7 +132,7 @@ def cmd_sample(args) -> None:
             if args.gif and is_frame(step, 40):
                 frames.append(grid(F.interpolate(step.x0, size=(size, size)), scale=2))  # low-res stages too
     images = step.x_t
-    save_png(grid(images), args.out)
+    save_image(grid(images), args.out)
     print(f"wrote {args.out}")
     if args.gif:
         save_animation(frames, args.gif)

@@ -31,7 +31,7 @@ def grid(images: torch.Tensor, columns: int | None = None, pad: int = 2, scale: 
     return canvas.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else canvas
 
 
-def save_png(picture: np.ndarray, path: Path) -> None:
+def save_image(picture: np.ndarray, path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(path)
 

@@ -41,6 +41,22 @@ def test_the_grid_is_shown_before_the_animations_are_written(client):
     assert np.array_equal(np.asarray(Image.open(final)), np.asarray(Image.open(first_grid[2])))
 
 
+def test_the_last_frame_and_the_grid_are_shown_again_as_files(tmp_path):
+    """Gradio writes a repeated array again over the cached copy it may still be sending (the page or
+    the client then reads a short file); a file it copies into its cache once."""
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    frames, shown = [], []
+    for live, status, final, *_ in backend.generate(*SETTINGS):
+        if isinstance(live, np.ndarray):
+            frames.append(live)
+        elif status.startswith("done"):  # read while the run still holds its folder
+            shown.append((live, final, np.asarray(Image.open(live)), np.asarray(Image.open(final))))
+    (live, final, picture, grid_picture), again = shown
+    assert again[:2] == (live, final) and live.endswith(".bmp") and final.endswith(".png")
+    assert np.array_equal(picture, frames[-1]) and grid_picture.shape == (4 * (2 * 34 + 2),) * 2 + (3,)
+
+
 def test_animations_share_one_palette_and_keep_the_frame_size(tmp_path):
     frames = [np.random.default_rng(i).integers(0, 256, (70, 142, 3), dtype=np.uint8) for i in range(8)]
     paths, note = save_animations(frames, tmp_path)

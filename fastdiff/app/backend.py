@@ -25,7 +25,7 @@ from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
 from ..diffusion.schedule import NoiseSchedule
 from ..diffusion.trajectory import Trajectory
-from ..images import grid, save_animations, save_png, to_uint8
+from ..images import grid, save_animations, save_image, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from ..train.trainer import warm_start_prediction
 from .compare import run_all, speed_figure
@@ -159,14 +159,17 @@ class Backend:
         images, first_image = progress.step.x_t, to_uint8(progress.step.x_t[:1])[0]
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
-            png = Path(folder) / "samples.png"
-            save_png(grid(images), png)
-            picture, final = progress.picture, grid(images, scale=4)
+            png, picture, final = (Path(folder) / name for name in ("samples.png", "last-frame.bmp", "grid.png"))
+            save_image(grid(images), png)
+            # The last frame and the final grid, shown twice, go to the page as files: Gradio copies a file
+            # into its cache once, but writes an array again, over the copy it may still be sending.
+            save_image(progress.picture, picture)
+            save_image(grid(images, scale=4), final)
             writing = f"done: {status}\n\n{WRITING}"
-            yield picture, writing, final, [str(png)], first_image, trajectory
+            yield str(picture), writing, str(final), [str(png)], first_image, trajectory
             paths, note = save_animations(animation, Path(folder))
             done = f"done: {status}" + (f"\n\n{note}" if note else "")
-            yield picture, done, final, [str(p) for p in [png, *paths]], first_image, trajectory
+            yield str(picture), done, str(final), [str(p) for p in [png, *paths]], first_image, trajectory
 
     def cancelled(self, session: gr.Request | None = None):
         """The status after Cancel: where the session's run stopped. Gradio stops the run once its current

@@ -21,7 +21,7 @@ from ..diffusion.samplers import DEFAULT_STEPS
 from ..diffusion.sampling import final_images, make_plan, sample_steps
 from ..eval.cost import effective_nfe, format_nfe, measure_step_latency, stage_nfe
 from ..eval.records import read_eval, recorded_quality
-from ..images import grid, save_animations, save_png
+from ..images import grid, save_animations, save_image
 from ..nn.baseline import BaselineUNet
 from ..nn.checkpoint import CASCADE, DISTILLED, read_config
 from ..report import machine, markdown_table
@@ -117,7 +117,7 @@ def time_app_outputs(checkpoint: Path | None, steps: int) -> dict:
         with tempfile.TemporaryDirectory() as folder:
             start, animation = time.perf_counter(), []
             images = watched(steps, animation)
-            save_png(grid(images), Path(folder) / "samples.png")
+            save_image(grid(images), Path(folder) / "samples.png")
             to_grid.append(time.perf_counter() - start)
             save_animations(animation, Path(folder))
             to_animation.append(time.perf_counter() - start)

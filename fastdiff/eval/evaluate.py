@@ -19,7 +19,7 @@ from ..device import resolve_precision
 from ..diffusion.cascade import Stage, resolutions_of
 from ..diffusion.sampling import make_plan, sample
 from ..diffusion.schedule import NoiseSchedule
-from ..images import save_png, to_uint8
+from ..images import save_image, to_uint8
 from ..nn.checkpoint import images_seen_total, load_model
 from ..report import machine, markdown_table
 from .classifier import classify, load_classifier
@@ -285,7 +285,7 @@ def standard_fid(images: torch.Tensor, real_images: torch.Tensor, device: torch.
         for folder, batch in zip(folders, (images, real_images)):
             folder.mkdir()
             for i, picture in enumerate(to_uint8(batch)):
-                save_png(picture, folder / f"{i:05d}.png")
+                save_image(picture, folder / f"{i:05d}.png")
         if backend == "torch_fidelity":
             import torch_fidelity
 

@@ -42,7 +42,7 @@ from ..device import autocast, device_name, peak_resident_mb, resolve_device, re
 from ..diffusion.losses import cascade_loss, diffusion_loss
 from ..diffusion.sampling import is_frame, make_plan, sample_steps
 from ..diffusion.schedule import NoiseSchedule
-from ..images import grid, save_animation, save_png
+from ..images import grid, save_animation, save_image
 from ..nn import checkpoint as ckpt
 from ..nn.cascade import CascadeUNet, build_model
 from ..nn.unet import UNet
@@ -437,7 +437,7 @@ class Trainer:
         ]
         columns = torch.stack(frames, dim=1).flatten(0, 1)  # row per class, column per moment
         base = self.out_dir / "previews" / f"epoch-{self.epoch:03d}"
-        save_png(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))
+        save_image(grid(columns, columns=len(frames), scale=2), base.with_suffix(".png"))
         save_animation([grid(f, scale=4) for f in frames], base.with_suffix(".gif"))
         return base.with_suffix(".png")
 
