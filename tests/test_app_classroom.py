@@ -79,6 +79,17 @@ def test_sweep_changes_only_the_swept_setting(served):
     assert len(gallery) == 10
 
 
+def test_sweep_hands_each_picture_over_once_as_a_file(served):
+    """Each update sends the whole gallery: the earlier pictures as the same files, not arrays that Gradio
+    would write again over the copies it may still be sending."""
+    backend, _ = served
+    updates = []
+    for gallery, _ in Classroom(backend).sweep("cifar10-base", "c", "DDIM", 3, 2.0, 0, "steps", "2, 3"):
+        assert all(Path(path).is_file() for path, _ in gallery)
+        updates.append([path for path, _ in gallery])
+    assert len(updates) == 2 and updates[1][:1] == updates[0]
+
+
 @pytest.mark.parametrize(
     "setting, values, message",
     [

@@ -5,12 +5,15 @@ failures become a one-line message in the page, as in Backend."""
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+from pathlib import Path
 
 import gradio as gr
 
 from ..diffusion.replay import check_position, step_caption, step_view, strip
 from ..diffusion.trajectory import Trajectory
+from ..images import save_image
 from .backend import NO_PICTURE, Backend, user_errors
 from .compare import VARIANTS, configurations, number
 from .forward_strip import forward_strip
@@ -78,9 +81,14 @@ class Classroom:
             )
             points = make_points(loaded, setting, values, base)
         gallery = []
-        for picture, label in run_points(loaded, points, self.backend.precision):
-            gallery.append((picture, label))
-            yield gallery, f"{len(gallery)}/{len(points)} · {setting} swept on seed {int(seed)}"
+        # Each update sends the whole gallery again: as files, which Gradio copies into its cache once
+        # (an array it writes again, over the copy it may still be sending); then the folder goes.
+        with tempfile.TemporaryDirectory(dir=self.backend.temp_dir) as folder:
+            for picture, label in run_points(loaded, points, self.backend.precision):
+                path = Path(folder) / f"{len(gallery)}.png"
+                save_image(picture, path)
+                gallery.append((str(path), label))
+                yield gallery, f"{len(gallery)}/{len(points)} · {setting} swept on seed {int(seed)}"
 
     # -- quality against cost ------------------------------------------------------------------------
 
