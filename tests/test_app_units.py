@@ -2,6 +2,8 @@
 
 import itertools
 import math
+import os
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -180,3 +182,19 @@ def test_the_distilled_sampler_runs_a_student_on_its_own_grid_and_only_there(tmp
     assert backend.sampler_steps(DISTILLED_SAMPLER, "runs/student-2", 20) == 2
     assert backend.sampler_steps("DDIM", "cifar10-base", 4) == PAGE_STEPS
     assert backend.sampler_steps("DDIM", "cifar10-base", 30) == gr.skip()  # left as typed
+
+
+def test_the_training_preview_is_served_as_one_copy_per_version(tmp_path):
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    assert backend.served_copy(None) is None
+    preview = tmp_path / "runs" / "run-1" / "previews" / "epoch-000.png"
+    preview.parent.mkdir(parents=True)
+    preview.write_bytes(b"first")
+    copy = backend.served_copy(preview)
+    assert copy.startswith(str(backend.temp_dir)) and open(copy, "rb").read() == b"first"
+    written = Path(copy).stat().st_mtime_ns
+    assert backend.served_copy(preview) == copy and Path(copy).stat().st_mtime_ns == written  # not written again
+    preview.write_bytes(b"second")
+    os.utime(preview, ns=(written + 10**9, written + 10**9))  # a new version, even within the clock's step
+    newer = backend.served_copy(preview)
+    assert newer != copy and open(newer, "rb").read() == b"second"

@@ -286,10 +286,26 @@ class Backend:
         return (
             self.training.summary(),
             self.training.loss_figure(),
-            self.training.preview_picture(),
+            self.served_copy(self.training.preview_file()),
             gr.Timer(active=running),
             *lists,
         )
+
+    def served_copy(self, path: Path | None) -> str | None:
+        """A copy of a run's file in the app's temp folder, which Gradio serves from, made once per
+        version of the file. The page polls the training preview: as the same file each time, Gradio
+        copies it into its cache once; an array it would encode and write again at every poll, over the
+        copy it may still be sending."""
+        if path is None:
+            return None
+        version = path.stat().st_mtime_ns
+        copy = self.temp_dir / "served" / f"{path.parent.parent.name}-{path.stem}-{version}{path.suffix}"
+        if not copy.exists():
+            copy.parent.mkdir(exist_ok=True)
+            staging = copy.with_name(f".{copy.name}")
+            shutil.copyfile(path, staging)
+            staging.replace(copy)  # a poll never sees a partial copy
+        return str(copy)
 
     def stop_training(self) -> str:
         if not self.training.request_stop():

@@ -8,10 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
 
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DataError, load_dataset
@@ -164,6 +162,7 @@ class TrainingSession:
         lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
         return figure
 
-    def preview_picture(self) -> np.ndarray | None:
+    def preview_file(self) -> Path | None:
+        """The latest preview PNG of the run (each epoch writes a new one), once it is written."""
         preview = self.state.preview if self.state else None
-        return np.asarray(Image.open(preview).convert("RGB")) if preview and preview.is_file() else None
+        return preview if preview and preview.is_file() else None
