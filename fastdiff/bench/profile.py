@@ -60,10 +60,13 @@ def op_shares(model: torch.nn.Module, batch: int, precision: str, repeats: int =
 
 
 def fastest(run, device: torch.device, repeats: int) -> float:
-    """The fastest of `repeats` calls of run(), in seconds, after one untimed call."""
+    """The fastest of `repeats` calls of run(), in seconds, after one untimed call (on CUDA each call
+    starts after the work queued before it has finished, and is timed until its own has)."""
     run()
     times = []
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         run()
         if device.type == "cuda":
