@@ -245,6 +245,18 @@ def cmd_distill(args) -> None:
     from .nn.checkpoint import read_config
     from .train.distill import Distillation, plot_rounds
 
+    teacher_config = read_config(args.teacher)[0]
+    student_options = ("from_steps", "prediction", "guidance_max")
+    if teacher_config.guidance_embedding:  # a student: its halving goes on from its own settings
+        given = [f"--{name.replace('_', '-')}" for name in student_options if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: --teacher {args.teacher} is a distilled student, which sets them")
+        args.from_steps, args.prediction = teacher_config.distilled_steps, teacher_config.prediction
+        args.guidance_max = teacher_config.guidance_range[1]
+    defaults = DistillConfig()
+    for name in student_options:
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(defaults, name))
     if args.guidance_epochs < 1 or args.round_epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise UsageError("--guidance-epochs, --round-epochs, --batch-size and --lr must be positive")
     if not 2 <= args.guidance_max <= MAX_GUIDANCE:
@@ -263,7 +275,6 @@ def cmd_distill(args) -> None:
         ema_decay=args.ema_decay,
         preview_every=args.preview_every,
     )
-    teacher_config = read_config(args.teacher)[0]
     dataset = load_dataset(args.data, "train", teacher_config.image_size, teacher_config.image_channels)
     distillation = Distillation(args.teacher, args.out, dataset, config, train_config, device, args.resume)
     bar = tqdm(unit="step", disable=args.quiet)
@@ -467,7 +478,12 @@ def build_parser(prog: str = "python -m fastdiff") -> Parser:
         parents=[device],
         help="distill a checkpoint into a few-step student that applies guidance in one forward pass",
     )
-    distill.add_argument("--teacher", type=Path, default=Path("checkpoints/cifar10-base"), help="checkpoint folder")
+    distill.add_argument(
+        "--teacher",
+        type=Path,
+        default=Path("checkpoints/cifar10-base"),
+        help="checkpoint folder: a plain model, or a distilled student whose halving continues",
+    )
     distill.add_argument("--out", type=Path, required=True, help="run folder (rounds, logs, the student)")
     distill.add_argument(
         "--data", default=default_dataset(), help="training images (default $FASTDIFF_DATA, else cifar10)"
@@ -477,12 +493,21 @@ def build_parser(prog: str = "python -m fastdiff") -> Parser:
     distill.add_argument(
         "--from-steps",
         type=int,
-        default=distilled.from_steps,
-        help="DDIM steps the first halving round starts from (a power-of-two multiple of --steps)",
+        default=None,
+        help="DDIM steps the first halving round starts from (a power-of-two multiple of --steps; "
+        f"default {distilled.from_steps}, a student teacher's own steps)",
     )
-    distill.add_argument("--prediction", default=distilled.prediction, choices=PREDICTIONS)
     distill.add_argument(
-        "--guidance-max", type=float, default=distilled.guidance_max, help="students learn w in [0, this]"
+        "--prediction",
+        default=None,
+        choices=PREDICTIONS,
+        help=f"the students' parameterization (default {distilled.prediction}, a student teacher's own)",
+    )
+    distill.add_argument(
+        "--guidance-max",
+        type=float,
+        default=None,
+        help=f"students learn w in [0, this] (default {distilled.guidance_max:g}, a student teacher's own)",
     )
     distill.add_argument("--guidance-epochs", type=int, default=distilled.guidance_epochs)
     distill.add_argument("--round-epochs", type=int, default=distilled.round_epochs, help="epochs of each halving")

@@ -196,7 +196,7 @@ def test_an_existing_run_needs_resume_and_a_cascade_cannot_teach(teacher, tmp_pa
     with pytest.raises(ValueError, match="add --resume"):
         distillation(teacher, tmp_path / "out")
     cascade = make_tiny_checkpoint(tmp_path / "cascade", T, cascade=True)
-    with pytest.raises(ValueError, match="plain class-conditional"):
+    with pytest.raises(ValueError, match="not a cascade"):
         distillation(cascade, tmp_path / "other")
 
 
@@ -208,3 +208,31 @@ def test_distilled_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_p
     rows = sample_jobs(tmp_path / "cascade", tmp_path / "cifar10-distilled")[len(plain) :]
     assert [(job.sampler, job.configuration) for job in rows] == [("DDIM-4", ("ddim", 4, 2.0, 1))]
     assert rows[0].timing(*rows[0].args)["seconds"] > 0  # warmed up and timed on the student's own grid
+
+
+def test_a_student_teacher_continues_its_halving_without_a_guidance_round(teacher, tmp_path):
+    distillation(teacher, tmp_path / "two").run()
+    config = DistillConfig(steps=1, from_steps=2, prediction="v", round_epochs=1)
+    train_config = TrainConfig(batch_size=4, lr=1e-3, precision="fp32", preview_every=0)
+    run = Distillation(tmp_path / "two", tmp_path / "one", dataset(), config, train_config)
+    assert [r.name for r in run.rounds] == ["round-1-2to1"]
+    first = run.round_trainer(0, run.rounds[0]).model
+    assert all(torch.equal(first.state_dict()[k].half(), v.half()) for k, v in weights(tmp_path / "two").items())
+    assert run.run() is True
+    student, _, training = load_model(tmp_path / "one")
+    assert (student.config.distilled_steps, student.config.guidance_range) == (1, (0.0, 4.0))
+    assert training["distillation"]["teacher"] == str(tmp_path / "two")
+    with pytest.raises(ValueError, match="its halving continues with from-steps 2"):
+        Distillation(tmp_path / "two", tmp_path / "x", dataset(), DistillConfig(steps=1, from_steps=4), train_config)
+
+
+def test_cli_takes_a_student_teachers_own_settings(tmp_path):
+    teacher = make_tiny_checkpoint(tmp_path / "teacher", T, image_size=SIZE, class_names=("a", "b"), num_classes=2)
+    data = str(write_zip(tmp_path / "d.zip"))
+    common = ["distill", "--data", data, "--device", "cpu", "--quiet", "--batch-size", "8", "--precision", "fp32"]
+    first = ["--teacher", str(teacher), "--out", str(tmp_path / "two"), "--steps", "2", "--from-steps", "4"]
+    assert main([*common, *first, "--guidance-epochs", "1", "--round-epochs", "1"]) == 0
+    then = ["--teacher", str(tmp_path / "two"), "--steps", "1", "--round-epochs", "1"]
+    assert main([*common, *then, "--out", str(tmp_path / "one")]) == 0
+    assert load_model(tmp_path / "one")[0].config.distilled_steps == 1
+    assert main([*common, *then, "--out", str(tmp_path / "x"), "--guidance-max", "3"]) == 2

@@ -9,6 +9,9 @@ a few DDIM steps, each round a Trainer run in its own folder of the run folder:
 Each round starts from the previous one's shipped checkpoint (the teacher's weights for the first), and
 Trainer gives it EMA weights, atomic checkpoints and exact resume, so a resumed run (finished rounds
 skipped, the current one resumed) ends with the same weights as an uninterrupted one.
+
+A teacher that is itself a step-distilled student continues the halving from its step count, with no
+guidance round (out/round-1-4to2/, out/round-2-2to1/ for a 4-step teacher and steps = 1).
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ class Round:
     student_steps: int  # the student's distilled_steps (0 for the guidance round)
 
 
-def plan_rounds(config: DistillConfig) -> list[Round]:
-    """The guidance round, then one round per halving from from_steps to steps."""
+def plan_rounds(config: DistillConfig, guidance_round: bool = True) -> list[Round]:
+    """The guidance round (unless the teacher is already a student), then one round per halving from
+    from_steps to steps."""
     steps, ratio = config.steps, config.from_steps // max(config.steps, 1)
     if steps < 1 or config.from_steps <= steps or config.from_steps % steps or ratio & (ratio - 1):
         raise ValueError(
             f"steps must be from-steps halved one or more times (e.g. 64 -> 4), got {config.from_steps} -> {steps}"
         )
-    rounds, teacher_steps = [Round(GUIDANCE_ROUND, None, 0)], config.from_steps
+    rounds, teacher_steps = [Round(GUIDANCE_ROUND, None, 0)] if guidance_round else [], config.from_steps
     while teacher_steps > steps:
         rounds.append(
             Round(f"round-{len(rounds) + 1}-{teacher_steps}to{teacher_steps // 2}", teacher_steps, teacher_steps // 2)
@@ -66,18 +70,22 @@ class Distillation:
         resume: bool = False,
         on_event: Callable[[TrainEvent], None] | None = None,
     ):
-        """teacher: a plain class-conditional checkpoint; train_config: the settings of every round
-        (its epochs replaced by the round's, its seed offset by the round's number)."""
+        """teacher: a plain class-conditional checkpoint, or a step-distilled student whose halving
+        continues (config.from_steps, prediction and guidance_max then its own); train_config: the
+        settings of every round (its epochs replaced by the round's, its seed offset by the round's
+        number)."""
         self.teacher, self.out_dir, self.dataset = Path(teacher), Path(out_dir), dataset
         self.config, self.train_config, self.device = config, train_config, device
         self.on_event = on_event or (lambda event: None)
-        self.rounds = plan_rounds(config)
         self.trainer: Trainer | None = None
         self.stop_requested = False
         model_config, _, _, cascade = ckpt.read_full_config(self.teacher)
-        if cascade is not None or model_config.guidance_embedding or not model_config.num_classes:
-            raise ValueError(f"{self.teacher}: the teacher must be a plain class-conditional model, not distilled")
-        started = (self.out_dir / GUIDANCE_ROUND).exists()
+        if cascade is not None or not model_config.num_classes:
+            raise ValueError(f"{self.teacher}: the teacher must be a class-conditional model, not a cascade")
+        if model_config.guidance_embedding:
+            check_continued_student(self.teacher, model_config, config)
+        self.rounds = plan_rounds(config, guidance_round=not model_config.guidance_embedding)
+        started = (self.out_dir / self.rounds[0].name).exists()
         if started and not resume:
             raise ValueError(f"{self.out_dir} already holds a distillation run: add --resume to continue it")
         if resume and not started:
@@ -103,23 +111,22 @@ class Distillation:
 
     def round_trainer(self, number: int, round_: Round) -> Trainer:
         """The Trainer of a round: its student starts from the previous round's checkpoint, the new
-        guidance embedding (first round) at zero, so it starts as the teacher's conditional model."""
+        guidance embedding (guidance round) at zero, so it starts as the teacher's conditional model."""
         previous = self.teacher if number == 0 else self.out_dir / self.rounds[number - 1].name
         teacher, diffusion_config, teacher_training = ckpt.load_model(previous, self.device)
+        guidance_round = round_.teacher_steps is None
         student_config = from_dict(
             ModelConfig,
             {
                 **to_dict(teacher.config),
-                "guidance_embedding": True,
-                "guidance_range": (0.0, self.config.guidance_max),
-                "prediction": self.config.prediction,
+                **(self.student_guidance() if guidance_round else {}),
                 "distilled_steps": round_.student_steps,
             },
         )
         seed = self.train_config.seed + number
         torch.manual_seed(seed)  # the new embedding's first layer starts random
         student = UNet(student_config)
-        student.load_state_dict(teacher.state_dict(), strict=number > 0)  # the first lacks guidance_mlp
+        student.load_state_dict(teacher.state_dict(), strict=not guidance_round)  # the teacher lacks guidance_mlp
         folder = self.out_dir / round_.name
         train_config = dataclasses.replace(
             self.train_config,
@@ -149,6 +156,14 @@ class Distillation:
         }
         return trainer
 
+    def student_guidance(self) -> dict:
+        """What the guidance round's student adds to its teacher's config."""
+        return {
+            "guidance_embedding": True,
+            "guidance_range": (0.0, self.config.guidance_max),
+            "prediction": self.config.prediction,
+        }
+
     def publish(self, round_: Round) -> None:
         """Copy a finished round's student to the run folder, so that it loads as a checkpoint."""
         folder = self.out_dir / round_.name
@@ -157,6 +172,19 @@ class Distillation:
         distillation = {"teacher": str(self.teacher), "round": round_.name, "config": to_dict(self.config)}
         ckpt.save_model(
             self.out_dir, state_dict, model_config, diffusion_config, training | {"distillation": distillation}
+        )
+
+
+def check_continued_student(folder: Path, model_config: ModelConfig, config: DistillConfig) -> None:
+    """A student teacher's halving goes on from its own steps, parameterization and guidance range."""
+    own = (model_config.distilled_steps, model_config.prediction, model_config.guidance_range[1])
+    if not model_config.distilled_steps:
+        raise ValueError(f"{folder}: a guidance-distilled teacher must be step-distilled too (distilled_steps)")
+    if (config.from_steps, config.prediction, config.guidance_max) != own:
+        raise ValueError(
+            f"{folder} is a {own[0]}-step student ({own[1]}, w up to {own[2]:g}): its halving continues with "
+            f"from-steps {own[0]}, prediction {own[1]} and guidance-max {own[2]:g}, got {config.from_steps}, "
+            f"{config.prediction} and {config.guidance_max:g}"
         )
 
 
