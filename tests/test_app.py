@@ -38,7 +38,7 @@ def test_generation_returns_the_grid_png_gif_and_mp4(served):
         (dict(class_name="zebra"), "unknown class 'zebra'"),
         (dict(sampler="Euler"), "'Euler' .* is not in the list of choices"),
         (dict(checkpoint="runs/plain", stages="2"), "runs/plain is a plain model: cascade with 2 stages needs"),
-        (dict(attention=True), "attention variant: no checkpoint shipped yet"),
+        (dict(attention=True), "attention variant: cifar10-attn not found in"),
         (dict(checkpoint="../../etc"), "checkpoint '../../etc' not found"),
     ],
 )

@@ -22,18 +22,19 @@ from fastdiff.images import pad_to_multiple
 
 def test_lists_shipped_checkpoints_and_runs_and_says_what_is_missing(store):
     assert store.names() == ["cifar10-base", "runs/cascade", "runs/with-attention"]
-    assert "attention variant: no checkpoint shipped yet" in store.availability()
+    assert f"attention variant: cifar10-attn not found in {store.checkpoints_dir}" in store.availability()
+    assert "shipped yet" not in store.availability()  # not found in this folder is all the app knows
     assert "trained here: runs/cascade, runs/with-attention" in store.availability()
 
 
 def test_variant_choice(store):
     assert store.resolve("cifar10-base", False, 1) == "cifar10-base"
     assert store.resolve("runs/with-attention", True, 1) == "runs/with-attention"
-    with pytest.raises(ValueError, match="attention variant: no checkpoint shipped yet"):
+    with pytest.raises(ValueError, match="attention variant: cifar10-attn not found in .*checkpoints$"):
         store.resolve("cifar10-base", True, 1)
     with pytest.raises(ValueError, match="trained with attention: tick"):
         store.resolve("runs/with-attention", False, 1)
-    with pytest.raises(ValueError, match="no cascade checkpoint shipped yet"):
+    with pytest.raises(ValueError, match="cifar10-cascade not found in .*checkpoints; use 1 stage"):
         store.resolve("cifar10-base", False, 3)
     with pytest.raises(ValueError, match="runs/with-attention is a plain model: cascade with 2 stages"):
         store.resolve("runs/with-attention", True, 2)
@@ -129,10 +130,22 @@ def test_forward_process_picture_follows_the_schedule(store):
 def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
     backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
     app.build_app(backend)
-    assert "base model: no checkpoint shipped yet" in backend.checkpoint_lists()[3]
-    with pytest.raises(gr.Error, match="not found; available: none"):
+    assert f"base model: cifar10-base not found in {tmp_path / 'checkpoints'}" in backend.checkpoint_lists()[3]
+    with pytest.raises(gr.Error, match=f"not found; available: none in {tmp_path / 'checkpoints'} or "):
         next(backend.generate(None, "random", "DDIM", 10, 2.0, False, 1, 0, 1, 0.0))
     assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
+
+
+def test_the_app_takes_its_checkpoints_from_the_flag_else_the_resolution_order(tmp_path, monkeypatch):
+    served = []
+    monkeypatch.setattr(app, "build_app", lambda backend: backend)
+    monkeypatch.setattr(app, "launch", lambda backend, host, port: served.append(backend.store.checkpoints_dir))
+    monkeypatch.setattr(app.signal, "signal", lambda *args: None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FASTDIFF_CHECKPOINTS", str(tmp_path / "shared"))
+    app.main([])
+    app.main(["--checkpoints", str(tmp_path / "mine")])
+    assert served == [tmp_path / "shared", tmp_path / "mine"]
 
 
 def test_compare_offers_the_cascade_and_the_student_when_they_are_shipped():

@@ -72,12 +72,32 @@ class ModelStore:
         names = self.names()
         return BASE if BASE in names else (names[0] if names else None)
 
+    def students(self) -> dict[int, str]:
+        """Step count -> name of each step-distilled student among the shipped checkpoints (not runs/),
+        fewest steps first."""
+        found = {}
+        for name, folder in self.folders().items():
+            steps = read_config(folder)[0].distilled_steps
+            if steps and not name.startswith("runs/"):
+                found.setdefault(steps, name)
+        return dict(sorted(found.items()))
+
+    def fastest_student(self) -> str:
+        """The shipped student with the fewest steps; ValueError when there is none."""
+        students = self.students()
+        if not students:
+            raise ValueError(f"no distilled student found in {self.checkpoints_dir}: distill one (docs/training.md)")
+        return next(iter(students.values()))
+
+    def missing(self, name: str) -> str:
+        """What a request for a shipped checkpoint that is not in the folder is told."""
+        return f"{SHIPPED[name]}: {name} not found in {self.checkpoints_dir}"
+
     def availability(self) -> str:
-        """One line per shipped checkpoint: available, or not shipped yet."""
+        """One line per shipped checkpoint: available, or not found in the checkpoints folder."""
         names = self.names()
         lines = [
-            f"- {label}: `{name}`" if name in names else f"- {label}: no checkpoint shipped yet"
-            for name, label in SHIPPED.items()
+            f"- {label}: `{name}`" if name in names else f"- {self.missing(name)}" for name, label in SHIPPED.items()
         ]
         runs = [n for n in names if n.startswith("runs/")]
         lines.append(f"- trained here: {', '.join(runs) if runs else 'none yet (see the Train tab)'}")
@@ -86,7 +106,7 @@ class ModelStore:
     def folder(self, name: str) -> Path:
         folders = self.folders()
         if name not in folders:
-            available = ", ".join(folders) or f"none: put a checkpoint folder into {self.checkpoints_dir}/"
+            available = ", ".join(folders) or f"none in {self.checkpoints_dir} or {self.runs_dir}"
             raise ValueError(f"checkpoint {name!r} not found; available: {available}")
         return folders[name]
 
@@ -109,7 +129,7 @@ class ModelStore:
                     f"trained with 'cascade'; use 1 stage"
                 )
             if CASCADE not in self.names():
-                raise ValueError(f"cascade with {stages} stages: no cascade checkpoint shipped yet; use 1 stage")
+                raise ValueError(f"{self.missing(CASCADE)}; use 1 stage")
             name = CASCADE
         has_attention = read_config(self.folder(name))[0].attention
         if has_attention == attention:
@@ -118,7 +138,7 @@ class ModelStore:
         if name in SHIPPED and stages == 1:
             if variant in self.names():
                 return variant
-            raise ValueError(f"{SHIPPED[variant]}: no checkpoint shipped yet ({self.checkpoints_dir / variant})")
+            raise ValueError(self.missing(variant))
         raise ValueError(
             f"{name} was trained {'with' if has_attention else 'without'} attention: "
             f"{'tick' if has_attention else 'untick'} 'attention variant' to use it"
@@ -136,7 +156,7 @@ class ModelStore:
                 f"{name} is not a distilled student: the distilled sampler needs a checkpoint made by distill"
             )
         if DISTILLED not in self.names():
-            raise ValueError(f"{SHIPPED[DISTILLED]}: no checkpoint shipped yet ({self.checkpoints_dir / DISTILLED})")
+            raise ValueError(self.missing(DISTILLED))
         return DISTILLED
 
     def load(self, name: str) -> LoadedModel:

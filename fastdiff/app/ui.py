@@ -17,6 +17,7 @@ from ..data import default_dataset
 from ..device import keep_freed_memory
 from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.schedule import NoiseSchedule
+from ..nn.shipped import checkpoints_folder
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .classroom import Classroom
 from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_panel, sweep_tab
@@ -310,7 +311,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fastdiff app", description="The FastDiff app (Gradio).")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="shipped checkpoints")
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="the shipped checkpoints' folder (default: $FASTDIFF_CHECKPOINTS, else ./checkpoints when it "
+        "exists, else the installed copy)",
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="training runs (also loadable)")
     parser.add_argument(
         "--data",
@@ -320,6 +327,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     keep_freed_memory()
-    backend = Backend(args.checkpoints, args.runs, args.data, Path.cwd())
+    backend = Backend(checkpoints_folder(args.checkpoints)[0], args.runs, args.data, Path.cwd())
     signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     launch(build_app(backend), args.host, args.port)
