@@ -1,6 +1,6 @@
 """Layout and wiring of the classroom views: replaying the latest run (under Generate), the forward
-process as a strip (in Learn), quality against cost (in Compare), the Sweep tab and the 2D lab tab; the
-work is done by fastdiff.app.classroom."""
+process as a strip (in Learn), quality against cost (in Compare), the Live, Sweep and 2D lab tabs; the
+work is done by fastdiff.app.classroom and fastdiff.app.live."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .classroom import Classroom
 from .controls import free_dropdown
 from .generate import MAX_IMAGES, SAMPLER_LABELS
 from .lab2d import CLASSES, MAX_TRAIN_SECONDS
+from .live import LIVE_IMAGES, LIVE_SEEDS, Live
 from .sweep import DEFAULT_VALUES, SETTINGS
 
 
@@ -142,3 +143,44 @@ def lab_tab(classroom: Classroom) -> None:
     )
     sample.click(classroom.lab_sample, [lab, steps, choice, guidance], paths, api_name="lab_sample")
     t.release(classroom.lab_field, [lab, t, choice, guidance], field, api_name="lab_field", show_progress="hidden")
+
+
+def live_tab(live: Live, tab: gr.Tab, **queue) -> None:
+    """Controls whose every move redraws the fastest distilled student's pictures. Each event runs with
+    trigger_mode "always_last": while an update runs, only the newest value waits, so that the picture
+    shown when a slider stops is the one for its last value. queue: concurrency_limit and concurrency_id."""
+    classes, guidance_max = live.choices()
+    with gr.Row():
+        with gr.Column(scale=1):
+            class_name = free_dropdown(classes, value=classes[0], label="class", elem_id="live-class")
+            guidance = gr.Slider(0, guidance_max, value=2.0, step=0.1, label="guidance weight w", elem_id="live-w")
+            seed = gr.Slider(0, LIVE_SEEDS, value=0, step=1, label="seed (image i uses seed + i)", elem_id="live-seed")
+            other_seed = gr.Number(1, label="second seed", elem_id="live-other-seed")
+            between = gr.Slider(
+                0, 1, value=0, step=0.01, label="between the two seeds (0: the seed's noise, 1: the second's)"
+            )
+            num_images = gr.Radio(list(LIVE_IMAGES), value="4", label="images")
+        with gr.Column(scale=2):
+            picture = gr.Image(
+                label="the distilled student, redrawn as you move a control",
+                format="png",
+                height=300,
+                elem_id="live-picture",
+                elem_classes="pixels",
+                interactive=False,
+            )
+            caption = gr.Markdown("Move a control.", elem_id="live-caption")
+    shown = gr.State(None)
+    inputs, outputs = [class_name, guidance, seed, other_seed, between, num_images, shown], [picture, caption, shown]
+    for control in inputs[:-1]:
+        control.input(
+            live.update,
+            inputs,
+            outputs,
+            trigger_mode="always_last",
+            show_progress="hidden",
+            api_name="live" if control is guidance else None,
+            api_visibility="public" if control is guidance else "private",
+            **queue,
+        )
+    tab.select(live.update, inputs, outputs, show_progress="hidden", api_visibility="private", **queue)

@@ -20,12 +20,13 @@ from ..diffusion.schedule import NoiseSchedule
 from ..nn.shipped import checkpoints_folder
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
 from .classroom import Classroom
-from .classroom_ui import forward_panel, lab_tab, quality_cost_panel, scrub_panel, sweep_tab
+from .classroom_ui import forward_panel, lab_tab, live_tab, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .controls import free_dropdown
 from .forward_strip import recognisable_t
 from .generate import DEFAULT_SAMPLER, MAX_IMAGES, PAGE_STEPS, SAMPLER_LABELS
 from .learn import EXPLANATION
+from .live import Live
 
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
 #learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
@@ -266,6 +267,8 @@ def build_app(backend: Backend) -> gr.Blocks:
         with gr.Tab("Generate"):
             generate = generate_tab(backend, names, default)
             scrub_panel(classroom, generate["trajectory"], generate["event"])
+        with gr.Tab("Live") as live:
+            live_tab(Live(backend), live, concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
         with gr.Tab("Compare"):
             compare = compare_tab(backend, names, default)
             quality_cost_panel(classroom, compare["checkpoint"], compare["table"], demo)

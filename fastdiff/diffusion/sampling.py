@@ -34,6 +34,11 @@ class Plan:
         """(sampler, steps, guidance, stages), as eval.json records a configuration."""
         return self.sampler, self.num_steps, self.guidance, len(self.stages)
 
+    @property
+    def nfe(self) -> int:
+        """Model evaluations of the whole run: every stage's, each up to its truncation point."""
+        return sum(stage.nfe for stage in self.stages)
+
 
 @dataclass(kw_only=True)
 class RunStep(Step):
@@ -91,17 +96,22 @@ def sample_steps(
     plan: Plan,
     precision: str = "fp32",
     cuda_graph: bool = True,
+    start_noise: torch.Tensor | None = None,
 ) -> Iterator[RunStep]:
     """LowDiff Algorithm 2 (one stage: plain sampling) for len(seeds) images, image i from seeds[i]:
     start from seeded noise at the first stage's resolution, run its sampler with guidance up to its
     truncation point, upsample the partially denoised x_t as the next stage's condition, repeat.
-    cuda_graph: on CUDA, replay each stage's guided forward from a CUDA graph (guidance.py)."""
+    cuda_graph: on CUDA, replay each stage's guided forward from a CUDA graph (guidance.py).
+    start_noise: the first stage's x_T in place of the seeds' (noise_between's); the seeds still draw
+    every later noise."""
     device = next(model.parameters()).device
     schedule, rng = schedule.to(device), ImageRNG(seeds, device)
-    total = sum(stage.nfe for stage in plan.stages)
+    total = plan.nfe
     index, condition = 0, None
     for number, stage in enumerate(plan.stages):
         x_T = rng.randn(model.config.image_channels, stage.resolution, stage.resolution)
+        if number == 0 and start_noise is not None:
+            x_T = start_noise.to(device)
         network = model if condition is None else Conditioned(model, condition)
         denoiser = guided_denoiser(network, class_labels, plan.guidance, precision, cuda_graph)
         steps = SAMPLERS[stage.sampler](
@@ -131,6 +141,27 @@ def sample_steps(
         if number + 1 < len(plan.stages):
             # The partially denoised x_t, at the grid's next timestep, conditions the next stage.
             condition = upsample_condition(step.x_t, plan.stages[number + 1].resolution)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Spherical interpolation per image (Shoemake 1985), a at fraction 0, b at 1: the point that
+    divides the arc between them at fraction, so that noise moved along it keeps the norm of a Gaussian
+    sample (a straight line between two independent ones passes at about 0.71 of it). a, b: (B, ...)."""
+    a_flat, b_flat = a.flatten(1).double(), b.flatten(1).double()
+    cos = (a_flat * b_flat).sum(1) / (a_flat.norm(dim=1) * b_flat.norm(dim=1))
+    theta = cos.clamp(-1, 1).acos()
+    sin = theta.sin()
+    parallel = sin < 1e-6  # (nearly) the same direction: the line is the arc
+    weight_a = torch.where(parallel, 1 - fraction, ((1 - fraction) * theta).sin() / sin)
+    weight_b = torch.where(parallel, fraction, (fraction * theta).sin() / sin)
+    shape = (-1,) + (1,) * (a.dim() - 1)
+    return (weight_a.view(shape) * a.double() + weight_b.view(shape) * b.double()).to(a.dtype)
+
+
+def noise_between(seeds: list[int], other_seeds: list[int], fraction: float, *shape: int) -> torch.Tensor:
+    """(len(seeds), *shape) starting noise on the arc from the seeds' noise (fraction 0) to the other
+    seeds' (1), image i between seeds[i] and other_seeds[i]."""
+    return slerp(ImageRNG(seeds).randn(*shape), ImageRNG(other_seeds).randn(*shape), fraction)
 
 
 MAX_SEED = 2**31 - 1  # seeds stay signed 32-bit integers, which every tool (and a browser field) holds exactly
