@@ -197,6 +197,27 @@ def test_the_distilled_sampler_runs_a_student_on_its_own_grid_and_only_there(tmp
     assert backend.sampler_steps("DDIM", "cifar10-base", 30) == gr.skip()  # left as typed
 
 
+def test_the_distilled_sampler_offers_each_shipped_students_step_count(tmp_path):
+    student = dict(guidance_embedding=True, prediction="v")
+    make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
+    for name, steps in (("cifar10-distilled", 4), ("cifar10-distilled-2", 2)):
+        make_tiny_checkpoint(tmp_path / "checkpoints" / name, distilled_steps=steps, **student)
+    make_tiny_checkpoint(tmp_path / "runs" / "student-1", distilled_steps=1, **student)  # not shipped
+    backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
+    store = backend.store
+    assert store.students() == {2: "cifar10-distilled-2", 4: "cifar10-distilled"}
+    assert store.fastest_student() == "cifar10-distilled-2"
+    assert store.resolve("cifar10-base", False, 1, distilled=True) == "cifar10-distilled"
+    assert store.resolve("cifar10-base", False, 1, distilled=True, steps=2) == "cifar10-distilled-2"
+    with pytest.raises(ValueError, match="the distilled students shipped here run 2 or 4 steps, got 1"):
+        store.resolve("cifar10-base", False, 1, distilled=True, steps=1)
+    frames = list(backend.generate("cifar10-base", "b", DISTILLED_SAMPLER, 2, 2.0, False, 1, 0, 2, 0.0))
+    assert "`cifar10-distilled-2`" in frames[-1][1] and frames[-1][1].startswith("done: step 2/2")
+    compared = run_all(store, "fp32", "cifar10-base", "b", 0, 1, [[DISTILLED_SAMPLER, 2, 2.0, "base", 1]] * 2)
+    assert [r.checkpoint for r in compared] == ["cifar10-distilled-2"] * 2
+    assert backend.sampler_steps("DDIM", "cifar10-base", 2) == PAGE_STEPS
+
+
 def test_the_training_preview_is_served_as_one_copy_per_version(tmp_path):
     backend = Backend(tmp_path / "checkpoints", tmp_path / "runs", tmp_path / "data.zip", tmp_path)
     assert backend.served_copy(None) is None

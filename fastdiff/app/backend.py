@@ -88,8 +88,9 @@ class Backend:
         )
 
     def sampler_steps(self, sampler: str, checkpoint: str | None, steps):
-        """The steps box after a sampler change: the distilled student's step count for the distilled
-        sampler, and back to the page's first value when leaving it with that count; otherwise as the user left it."""
+        """The steps box after a sampler change: the default student's step count for the distilled
+        sampler, and back to the page's first value when leaving it with a student's count; otherwise as
+        the user left it."""
         try:
             student = self.store.resolve(checkpoint, False, 1, distilled=True)
             student_steps = read_config(self.store.folder(student))[0].distilled_steps
@@ -97,7 +98,7 @@ class Backend:
             return gr.skip()
         if sampler == DISTILLED_SAMPLER:
             return student_steps
-        return PAGE_STEPS if steps == student_steps else gr.skip()
+        return PAGE_STEPS if steps in (student_steps, *self.store.students()) else gr.skip()
 
     def class_choices(self, checkpoint: str | None) -> gr.Dropdown:
         """The classes of a checkpoint plus "random"; only "random" when it is unknown."""
@@ -143,7 +144,7 @@ class Backend:
     def _generate(self, checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta):
         with user_errors():
             num_stages = whole_number(stages, "cascade stages")
-            name = serving_checkpoint(self.store, checkpoint, sampler, bool(attention), num_stages)
+            name = serving_checkpoint(self.store, checkpoint, sampler, bool(attention), num_stages, steps)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
         animation, progress = [], None

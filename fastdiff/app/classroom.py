@@ -105,8 +105,8 @@ class Classroom:
                 if sampler not in SAMPLER_LABELS:
                     raise ValueError(f"unknown sampler {sampler!r}")
                 num_stages = whole_number(number(stages, "stages"), "stages")
-                name = serving_checkpoint(store, checkpoint, sampler, VARIANTS[variant], num_stages)
                 steps = whole_number(number(steps, "steps"), "steps")
+                name = serving_checkpoint(store, checkpoint, sampler, VARIANTS[variant], num_stages, steps)
                 marked.append((name, (SAMPLER_LABELS[sampler], steps, number(guidance, "guidance"), num_stages)))
             except ValueError as e:
                 problems.append(f"configuration {index} not marked: {e}")

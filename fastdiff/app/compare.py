@@ -139,7 +139,7 @@ def run_all(
     for index, (sampler, steps, guidance, variant, stages) in enumerate(configurations(table), 1):
         try:
             num_stages = whole_number(number(stages, "stages"), "stages")
-            name = serving_checkpoint(store, checkpoint, sampler, VARIANTS[variant], num_stages)
+            name = serving_checkpoint(store, checkpoint, sampler, VARIANTS[variant], num_stages, number(steps, "steps"))
             loaded = store.load(name)
             request = make_request(
                 loaded,

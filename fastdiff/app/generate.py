@@ -27,9 +27,14 @@ MAX_IMAGES = 16
 PAGE_STEPS = 20  # the steps box's first value
 
 
-def serving_checkpoint(store: ModelStore, checkpoint: str, sampler_label: str, attention: bool, stages: int) -> str:
-    """The checkpoint that runs a request (ModelStore.resolve): the distilled sampler asks for a student."""
-    return store.resolve(checkpoint, attention, stages, distilled=sampler_label == DISTILLED_SAMPLER)
+def serving_checkpoint(
+    store: ModelStore, checkpoint: str, sampler_label: str, attention: bool, stages: int, steps=None
+) -> str:
+    """The checkpoint that runs a request (ModelStore.resolve): the distilled sampler asks for the
+    student of `steps` steps (a whole number, or None for the 4-step one)."""
+    distilled = sampler_label == DISTILLED_SAMPLER
+    steps = whole_number(steps, "steps") if distilled and steps is not None else None
+    return store.resolve(checkpoint, attention, stages, distilled=distilled, steps=steps)
 
 
 @dataclass

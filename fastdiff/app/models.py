@@ -113,15 +113,18 @@ class ModelStore:
     def is_cascade(self, name: str) -> bool:
         return read_full_config(self.folder(name))[3] is not None
 
-    def resolve(self, name: str, attention: bool, stages: int, distilled: bool = False) -> str:
+    def resolve(
+        self, name: str, attention: bool, stages: int, distilled: bool = False, steps: int | None = None
+    ) -> str:
         """The checkpoint that serves a request: `name` when its architecture matches the attention
         switch and, for 2 or 3 stages, it is a cascade, and for the distilled sampler a step-distilled
-        student; else the shipped checkpoint of the asked-for variant. Raises ValueError with the reason."""
+        student; else the shipped checkpoint of the asked-for variant (for the distilled sampler, the
+        shipped student of `steps` steps, the 4-step one when None). Raises ValueError with the reason."""
         if stages not in (1, 2, 3):
             raise ValueError(f"cascade stages must be 1, 2 or 3, got {stages}")
         is_student = read_config(self.folder(name))[0].distilled_steps > 0
         if distilled or is_student:
-            return self._resolve_distilled(name, is_student, attention, stages, distilled)
+            return self._resolve_distilled(name, is_student, attention, stages, distilled, steps)
         if stages > 1 and not self.is_cascade(name):
             if name not in SHIPPED:
                 raise ValueError(
@@ -144,7 +147,9 @@ class ModelStore:
             f"{'tick' if has_attention else 'untick'} 'attention variant' to use it"
         )
 
-    def _resolve_distilled(self, name: str, is_student: bool, attention: bool, stages: int, distilled: bool) -> str:
+    def _resolve_distilled(
+        self, name: str, is_student: bool, attention: bool, stages: int, distilled: bool, steps: int | None
+    ) -> str:
         if not distilled:
             raise ValueError(f"{name} is a distilled student: choose the distilled sampler for it")
         if stages > 1 or attention:
@@ -155,9 +160,15 @@ class ModelStore:
             raise ValueError(
                 f"{name} is not a distilled student: the distilled sampler needs a checkpoint made by distill"
             )
-        if DISTILLED not in self.names():
+        students = self.students()
+        if not students:
             raise ValueError(self.missing(DISTILLED))
-        return DISTILLED
+        if steps is None:
+            return DISTILLED if DISTILLED in students.values() else next(iter(students.values()))
+        if steps not in students:
+            counts = " or ".join(str(count) for count in students)
+            raise ValueError(f"the distilled students shipped here run {counts} steps, got {steps}")
+        return students[steps]
 
     def load(self, name: str) -> LoadedModel:
         """Load on first use; a folder rewritten since (a run that trained on) is loaded again."""
