@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers import make_tiny_checkpoint
 
-from fastdiff.bench.app_memory import replay_round_trip
+from fastdiff.bench.app_memory import live_round_trip, replay_round_trip
 from fastdiff.bench.classroom import on_data_share, time_replay
 
 
@@ -23,4 +23,12 @@ def test_replay_timing_draws_views_of_a_kept_run(tmp_path):
 def test_the_replay_round_trip_is_timed_through_the_served_app(tmp_path):
     make_tiny_checkpoint(tmp_path / "cifar10-base")
     result = replay_round_trip(tmp_path, steps=2, num_images=2, moves=3)
+    assert 0 < result["median_ms"] <= result["max_ms"]
+
+
+@pytest.mark.slow  # serves the app in a fresh process
+def test_the_live_updates_are_counted_through_the_served_app(tmp_path):
+    make_tiny_checkpoint(tmp_path / "cifar10-distilled", guidance_embedding=True, distilled_steps=2, prediction="v")
+    result = live_round_trip(tmp_path, num_images=4, changes=6, interval=0.001)  # far faster than an update
+    assert result["drawn"] + result["skipped"] == 6 and result["skipped"] > 0 and result["last_drawn"]
     assert 0 < result["median_ms"] <= result["max_ms"]

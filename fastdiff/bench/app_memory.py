@@ -1,7 +1,8 @@
 """The served app measured from outside, through gradio_client, with the app (`python -m fastdiff.app`)
 in a fresh process on the shipped checkpoints: its resident memory for `bench sample` (a guided
 16-image grid generated with every shipped generator, so all of them are loaded at once, then the
-server's peak resident memory), and the replay's round trip per slider move for `bench classroom`."""
+server's peak resident memory), and for `bench classroom` the replay's round trip per slider move and
+the Live tab's updates while a slider moves."""
 
 from __future__ import annotations
 
@@ -86,3 +87,31 @@ def replay_round_trip(checkpoints: Path, steps: int = 50, num_images: int = 16, 
             client.predict(100 * move // (moves - 1), 1 + move % num_images, api_name="/scrub")
             times.append(time.perf_counter() - start)
     return {"median_ms": 1000 * statistics.median(times), "max_ms": 1000 * max(times)}
+
+
+def live_round_trip(checkpoints: Path, num_images: int, changes: int = 30, interval: float = 0.1) -> dict:
+    """The Live tab's guidance slider moved from w = 0 to 4 in `changes` values, one every `interval`
+    seconds, as the page sends them (trigger_mode "always_last": a value is sent when the previous update
+    has come back, and only the newest one; those passed over meanwhile are skipped): milliseconds from
+    sending to the picture received, median and slowest, how many values were drawn and skipped, and
+    whether the last value was drawn."""
+    values = [round(4 * i / (changes - 1), 2) for i in range(changes)]
+    with served_app(checkpoints) as (_, client):
+        client.predict("random", 2.0, 0, 1, 0.0, str(num_images), api_name="/live")  # loads the student
+        start, times, drawn = time.perf_counter(), [], []
+        while not drawn or drawn[-1] < changes - 1:
+            newest = min(changes - 1, int((time.perf_counter() - start) / interval))
+            if drawn and newest == drawn[-1]:
+                time.sleep(start + (newest + 1) * interval - time.perf_counter())
+                continue
+            sent = time.perf_counter()
+            client.predict("random", values[newest], 0, 1, 0.0, str(num_images), api_name="/live")
+            times.append(time.perf_counter() - sent)
+            drawn.append(newest)
+    return {
+        "median_ms": 1000 * statistics.median(times),
+        "max_ms": 1000 * max(times),
+        "drawn": len(drawn),
+        "skipped": changes - len(drawn),
+        "last_drawn": drawn[-1] == changes - 1,
+    }

@@ -1,6 +1,6 @@
 """The classroom views' costs, `python -m fastdiff bench classroom`: how long the replay of a finished
-run takes to draw per slider move (no model call), and how long the 2D lab trains before two moons
-are recognisable, on this machine."""
+run takes to draw per slider move (no model call), how fast the Live tab follows a moving slider, and
+how long the 2D lab trains before two moons are recognisable, on this machine."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..diffusion.trajectory import Trajectory
 from ..lab.flows import paths
 from ..lab.toy2d import TOY_DIFFUSION, ToyDenoiser, make_points, one_thread, train
 from ..report import markdown_table
-from .app_memory import replay_round_trip
+from .app_memory import live_round_trip, replay_round_trip
 from .timing import GRID_SIZE, GUIDANCE, grid_setup
 
 FIT_DISTANCE = 0.1  # a sampled point lies on the data when one of the data points is this close
@@ -78,6 +78,7 @@ def time_lab_fit(dataset: str = "two moons") -> dict:
 def bench_classroom(assets: Path) -> str:
     replay = time_replay(Path("checkpoints/cifar10-base"))
     served = replay_round_trip(Path("checkpoints"))
+    live = {count: live_round_trip(Path("checkpoints"), count) for count in (1, 4)}
     fit = time_lab_fit()
     rows = [
         [
@@ -88,6 +89,15 @@ def bench_classroom(assets: Path) -> str:
         [
             "replay through the served app: slider move sent to new view received (gradio_client, 30 moves)",
             f"{served['median_ms']:.0f} ms median, {served['max_ms']:.0f} ms slowest",
+        ],
+        *[
+            [
+                f"Live tab through the served app, {count} image{'s' if count > 1 else ''}: the guidance slider "
+                "moved 0 to 4 in 30 values at 10 a second, each sent once the previous picture came back",
+                f"{row['median_ms']:.0f} ms median, {row['max_ms']:.0f} ms slowest update; {row['drawn']} drawn, "
+                f"{row['skipped']} skipped as stale; the last value " + ("drawn" if row["last_drawn"] else "NOT drawn"),
+            ]
+            for count, row in live.items()
         ],
         [
             f"2D lab: training until DDIM-20 puts {100 * FIT_SHARE:.0f}% of {FIT_POINTS} points within "
