@@ -121,13 +121,14 @@ class ResBlock(nn.Module):
         and the k outputs are stacked."""
         h = self.conv1(self.norm1(x, act=True))
         emb = self.emb_proj(emb)[:, :, None, None]
-        if len(emb) == len(x):
+        batch = x.shape[0]  # not len(x): torch.export keeps a shape symbolic, a len() it makes a constant
+        if emb.shape[0] == batch:
             h = _add_(h, emb)
             return _add_(self.conv2(self.norm2(h, act=True)), self.skip(x))
-        copies = len(emb) // len(x)
-        h = (h + emb.view(copies, len(x), -1, 1, 1)).flatten(0, 1)
+        copies = emb.shape[0] // batch
+        h = (h + emb.view(copies, batch, -1, 1, 1)).flatten(0, 1)
         out = self.conv2(self.norm2(h, act=True))
-        return _add_(out.view(copies, len(x), *out.shape[1:]), self.skip(x)).flatten(0, 1)
+        return _add_(out.view(copies, batch, *out.shape[1:]), self.skip(x)).flatten(0, 1)
 
 
 class SelfAttention(nn.Module):
@@ -187,8 +188,8 @@ class UNet(nn.Module):
         self, t: torch.Tensor, class_labels: torch.Tensor | None, guidance: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(B, emb_dim); with k labels per timestep, class_labels (k * B,), (k * B, emb_dim)."""
-        if class_labels is not None and len(class_labels) != len(t):
-            repeats = len(class_labels) // len(t)
+        if class_labels is not None and class_labels.shape[0] != t.shape[0]:  # shapes, as in ResBlock.forward
+            repeats = class_labels.shape[0] // t.shape[0]
             t = torch.cat([t] * repeats)
             guidance = None if guidance is None else torch.cat([guidance] * repeats)
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.n_feat))
