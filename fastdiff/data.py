@@ -15,7 +15,10 @@ import pickle
 import struct
 import tarfile
 import urllib.request
+import warnings
 import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -35,6 +38,17 @@ IDX_FILES = {
 }
 DOWNLOADABLE = ("cifar10", *IDX_URLS)  # names load_dataset downloads into the data folder
 DATA_ENV = "FASTDIFF_DATA"  # environment variable naming the default dataset (a path or one of DOWNLOADABLE)
+MAX_IMAGE_SIDE = 4096  # a training image may hold up to MAX_IMAGE_SIDE**2 pixels (16.8 MP); larger ones are refused
+MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE**2  # checked on the header, before decoding: every image is resized to 32x32 anyway
+MAX_IMAGE_BYTES = 8 * MAX_IMAGE_PIXELS  # 128 MiB: an uncompressed 16-bit RGBA image of the largest size accepted
+MODE_NAMES = {  # how the preparation summary names PIL's image modes other than RGB, RGBA, CMYK
+    "1": "black and white (1)",
+    "L": "grayscale (L)",
+    "LA": "grayscale with alpha (LA)",
+    "P": "palette (P)",
+    "I;16": "16-bit grayscale (I;16)",
+}
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)  # what PIL raises on a corrupt file
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 
 
@@ -63,6 +77,7 @@ class ImageDataset:
     labels: torch.Tensor  # (N,) long
     class_names: tuple[str, ...]
     flip: bool = True  # random horizontal flips (natural images, not digits)
+    preparation: str = ""  # one line on what loading changed (resized, converted), printed when training starts
 
     def __len__(self) -> int:
         return len(self.images)
@@ -178,14 +193,52 @@ def load_idx(folder: Path, name: str, split: str = "train", download_missing: bo
     )
 
 
-def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarray:
-    """Decode, center-crop to a square and resize; returns (C, H, W) uint8."""
+def read_image_file(open_file, name: str, where: str) -> bytes:
+    """The bytes of an image file (open_file(name) opens it); DataError naming it (as where) when it
+    cannot be read or holds more than MAX_IMAGE_BYTES, of which no more is read."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image = image.convert("L" if channels == 1 else "RGB")
+        with open_file(name) as f:
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as e:  # corrupt, encrypted
+        raise DataError(f"{where}: could not be read ({e})") from e
+    if len(data) > MAX_IMAGE_BYTES:
+        raise DataError(f"{where}: more than {MAX_IMAGE_BYTES >> 20} MiB, too large for a training image")
+    return data
+
+
+def open_image(data: bytes, name: str) -> Image.Image:
+    """The image in data with only its header read; DataError naming the file when it is not a readable
+    image or holds more than MAX_IMAGE_PIXELS, so that no large image is ever decoded."""
+    try:
+        with warnings.catch_warnings():  # PIL's warning for its own, larger, limit: refused below anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:  # over twice PIL's limit: PIL refuses in open(), without the size
+        raise too_large(name, f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels") from e
     except UnidentifiedImageError as e:
         raise DataError(f"{name}: not a readable image (its content is not in any image format)") from e
-    except OSError as e:
+    except DECODE_ERRORS as e:
+        raise DataError(f"{name}: not a readable image ({e})") from e
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise too_large(name, f"{width}x{height} pixels")
+    return image
+
+
+def too_large(name: str, size: str) -> DataError:
+    return DataError(
+        f"{name}: {size}, more than the {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} ({MAX_IMAGE_PIXELS:,} pixels) "
+        f"a training image may have; shrink it or leave it out"
+    )
+
+
+def prepare_image(image: Image.Image, image_size: int, channels: int, name: str) -> np.ndarray:
+    """Decode, convert to RGB (or L), center-crop to a square and resize; returns (C, H, W) uint8."""
+    try:
+        if image.mode.startswith("I;16"):  # 16-bit grayscale: keep the top 8 bits, where convert() would clip
+            image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
+        image = image.convert("L" if channels == 1 else "RGB")
+    except DECODE_ERRORS as e:
         raise DataError(f"{name}: not a readable image ({e})") from e
     w, h = image.size
     side = min(w, h)
@@ -194,6 +247,14 @@ def _decode(data: bytes, image_size: int, channels: int, name: str) -> np.ndarra
         image = image.resize((image_size, image_size), Image.BICUBIC)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def preparation_summary(count: int, resized: int, converted: Counter[str]) -> str:
+    """e.g. 'prepared 5000 images: 12 resized from other sizes, 3 converted from grayscale (L), 1 from RGBA'."""
+    changes = [f"{resized} resized from other sizes"] if resized else []
+    for i, (mode, n) in enumerate(converted.most_common()):
+        changes.append(f"{n} {'converted ' if i == 0 else ''}from {MODE_NAMES.get(mode, mode)}")
+    return f"prepared {count} images: {', '.join(changes)}" if changes else f"prepared {count} images, none changed"
 
 
 def check_no_empty_classes(path: Path, folders: set[PurePosixPath], images: list[PurePosixPath]) -> None:
@@ -216,16 +277,19 @@ def check_no_empty_classes(path: Path, folders: set[PurePosixPath], images: list
 def load_image_folder(path: Path, split: str = "train", image_size: int = 32, channels: int = 3) -> ImageDataset:
     """A folder or .zip with one subfolder per class, optionally under a train/test level."""
     if zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DataError(f"{path}: not a readable .zip file ({e})") from e
         names = archive.namelist()
         outside = [n for n in names if n.startswith("/") or ".." in PurePosixPath(n).parts]
         if outside:
             raise DataError(f"{path}: members outside the archive's folder are refused: {', '.join(outside[:5])}")
-        files = {name: archive.read for name in names if not name.endswith("/")}
+        files = {name: archive.open for name in names if not name.endswith("/")}
         folders = {PurePosixPath(n) for n in names if n.endswith("/")} | {PurePosixPath(n).parent for n in names}
     elif path.is_dir():
         files = {
-            str(p.relative_to(path).as_posix()): lambda n, root=path: (root / n).read_bytes()
+            str(p.relative_to(path).as_posix()): lambda n, root=path: open(root / n, "rb")
             for p in path.rglob("*")
             if p.is_file()
         }
@@ -247,12 +311,18 @@ def load_image_folder(path: Path, split: str = "train", image_size: int = 32, ch
         raise DataError(f"{path}: no images in class subfolders (expected CLASS/IMAGE.jpg, optionally under {split}/)")
     check_no_empty_classes(path, folders, [PurePosixPath(n) for names in images_by_class.values() for n in names])
     class_names = tuple(sorted(images_by_class))
-    arrays, labels = [], []
+    arrays, labels, resized, converted = [], [], 0, Counter()
     for label, class_name in enumerate(class_names):
         for name in sorted(images_by_class[class_name]):
-            arrays.append(_decode(files[name](name), image_size, channels, f"{path}:{name}"))
+            where = f"{path}:{name}"
+            image = open_image(read_image_file(files[name], name, where), where)
+            resized += image.size != (image_size, image_size)
+            if image.mode != ("L" if channels == 1 else "RGB"):
+                converted[image.mode] += 1
+            arrays.append(prepare_image(image, image_size, channels, where))
             labels.append(label)
-    return ImageDataset(torch.from_numpy(np.stack(arrays)), torch.tensor(labels), class_names)
+    summary = preparation_summary(len(arrays), resized, converted)
+    return ImageDataset(torch.from_numpy(np.stack(arrays)), torch.tensor(labels), class_names, preparation=summary)
 
 
 def load_dataset(

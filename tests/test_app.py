@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers import GOOD, generate, png, wait_until, write_zip
 from PIL import Image
+from test_data import png_header
 
 from fastdiff.eval.cost import effective_nfe
 
@@ -205,14 +206,27 @@ def test_the_cascade_switch_trains_a_cascade(served, tmp_path):
         ("shared.zip", None, "not found; upload a .zip"),
         ("", "not-a-zip.zip", "is not a .zip file"),
         ("", "no-images.zip", "has no images in class folders"),
+        ("", "corrupt.zip", "corrupt.zip is not a readable .zip file"),
     ],
 )
 def test_bad_training_input_gets_its_message(served, tmp_path, dataset, upload, message):
     _, client = served
     (tmp_path / "not-a-zip.zip").write_text("hello")
     write_zip(tmp_path / "no-images.zip", {"a/readme.txt": b"text"})
+    zipped = write_zip(tmp_path / "corrupt.zip", {"a/1.png": png(1)}).read_bytes()
+    (tmp_path / "corrupt.zip").write_bytes(zipped.replace(b"PK\x01\x02", b"PK\x00\x00"))  # its central directory
     with pytest.raises(AppError, match=message):
         train(client, dataset, tmp_path / upload if upload else None)
+
+
+def test_a_training_image_over_the_pixel_limit_fails_the_run_with_one_line(served, tmp_path):
+    backend, client = served
+    data = write_zip(tmp_path / "data.zip", {"a/1.png": png(1), "b/big.png": png_header(20000, 20000)})
+    train(client, upload=data)
+    wait_until(lambda: backend.training.state.phase != "loading the dataset", 60, "the dataset to load")
+    message = backend.training.state.message
+    assert backend.training.state.phase == "failed" and "b/big.png: over 178,956,970 pixels, more than" in message
+    assert "\n" not in message and "Error" not in message
 
 
 def test_cancel_stops_the_sampler_on_the_server(served):

@@ -1,19 +1,22 @@
 """Data loaders on small files the tests write: the official CIFAR-10 archive, IDX files, class-folder
-zips and folders, downloads, and a clear error naming the path for each kind of bad data."""
+zips and folders, downloads, a clear error naming the path for each kind of bad data, the pixel limit
+checked before decoding, and the summary of what loading converted."""
 
 import gzip
 import io
 import pickle
 import struct
 import tarfile
+import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
-from fastdiff.data import DataError, download, load_dataset
+from fastdiff.data import MAX_IMAGE_SIDE, DataError, download, load_dataset, open_image
 
 
 def add_to_tar(tar, name, data: bytes):
@@ -168,3 +171,100 @@ def test_batches_are_contiguous_nchw_even_from_channels_last_images():
     data = ImageDataset(hwc.permute(0, 3, 1, 2), torch.zeros(16, dtype=torch.long), ("x",))
     x, _ = next(data.batches(8, torch.Generator().manual_seed(0)))
     assert x.is_contiguous() and x.shape == (8, 3, 32, 32)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height 8-bit gray pixels but holds one row: the header of a bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(width + 1)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "side, size", [(5000, "5000x5000 pixels"), (13000, "13000x13000 pixels"), (20000, "over 178,956,970 pixels")]
+)
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch, side, size):
+    def no_decoding(self):
+        raise AssertionError("decoded an image over the limit")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("cat/big.png", png_header(side, side))
+    with warnings.catch_warnings(), pytest.raises(DataError) as error:
+        warnings.simplefilter("error")  # not even PIL's own DecompressionBombWarning
+        load_dataset(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}:cat/big.png: {size}, more than the 4096x4096") and "\n" not in message
+
+
+def test_the_largest_accepted_image_is_the_documented_limit():
+    assert open_image(png_header(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), "x.png").size == (4096, 4096)
+    assert open_image(png_header(2 * MAX_IMAGE_SIDE, MAX_IMAGE_SIDE // 2), "x.png").size == (8192, 2048)
+    with pytest.raises(DataError, match="x.png: 4097x4096 pixels, more than"):
+        open_image(png_header(MAX_IMAGE_SIDE + 1, MAX_IMAGE_SIDE), "x.png")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable image (its content is not in any image format)"),
+        (png((1, 2, 3))[:60], "not a readable image (image file is truncated"),
+        (png((1, 2, 3))[:33] + b"garbage" * 9, "not a readable image ("),
+        (b"GIF89a" + bytes(20), "not a readable image ("),
+    ],
+)
+def test_an_unreadable_image_gets_one_line_naming_it(tmp_path, content, message):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "fine.png").write_bytes(png((1, 2, 3)))
+    (tmp_path / "b" / "bad.png").write_bytes(content)
+    with pytest.raises(DataError) as error:
+        load_dataset(str(tmp_path))
+    assert str(error.value).startswith(f"{tmp_path}:b/bad.png: {message}") and "\n" not in str(error.value)
+
+
+def test_a_corrupt_zip_member_gets_one_line_naming_it(tmp_path):
+    path = tmp_path / "data.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("cat/0.png", png((1, 2, 3)))
+    data = bytearray(path.read_bytes())
+    data[data.index(b"IDAT") + 6] ^= 0xFF  # a byte of the stored PNG: the member's CRC no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"data\.zip:cat/0\.png: could not be read \(Bad CRC-32"):
+        load_dataset(str(path))
+
+
+def test_converted_and_resized_images_are_counted(tmp_path):
+    sixteen_bit = Image.fromarray(np.full((32, 32), 0x8000, dtype=np.uint16))
+    images = {
+        "a/rgb.png": Image.new("RGB", (32, 32), (9, 9, 9)),
+        "a/tiny.png": Image.new("RGB", (1, 1), (200, 100, 0)),
+        "b/gray.png": Image.new("L", (32, 32), 77),
+        "b/rgba.png": Image.new("RGBA", (40, 32), (1, 2, 3, 0)),
+        "b/wide.png": sixteen_bit,
+    }
+    path = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, image in images.items():
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            archive.writestr(name, buffer.getvalue())
+    data = load_dataset(str(path))
+    assert data.preparation == (
+        "prepared 5 images: 2 resized from other sizes, 1 converted from grayscale (L), 1 from RGBA, "
+        "1 from 16-bit grayscale (I;16)"
+    )
+    assert data.images[1, :, 5, 5].tolist() == [200, 100, 0] and data.images[2].eq(77).all()
+    assert data.images[4].eq(128).all()  # 16-bit 0x8000 -> 8-bit 128, not clipped to 255
+    assert load_dataset(str(path), channels=1).preparation.endswith(
+        "2 converted from RGB, 1 from RGBA, 1 from 16-bit grayscale (I;16)"
+    )

@@ -204,15 +204,17 @@ class Backend:
             path = Path(upload)
             if not zipfile.is_zipfile(path):
                 raise ValueError(f"the uploaded file {path.name} is not a .zip file")
-            with zipfile.ZipFile(path) as archive:
-                if not any(
-                    len(PurePosixPath(n).parts) >= 2 and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
-                    for n in archive.namelist()
-                ):
-                    raise ValueError(
-                        f"the uploaded {path.name} has no images in class folders "
-                        f"(expected CLASS/IMAGE.png inside the zip)"
-                    )
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    names = archive.namelist()
+            except zipfile.BadZipFile as e:
+                raise ValueError(f"the uploaded file {path.name} is not a readable .zip file ({e})") from e
+            if not any(
+                len(PurePosixPath(n).parts) >= 2 and PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES for n in names
+            ):
+                raise ValueError(
+                    f"the uploaded {path.name} has no images in class folders (expected CLASS/IMAGE.png inside the zip)"
+                )
             return path
         path = (self.app_root / (text or "").strip()).resolve()
         allowed = (self.app_root / self.dataset).resolve()

@@ -3,14 +3,12 @@ noise schedule, with a short explanation of the samplers and of guidance."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..data import _decode, to_model_range
+from ..data import prepare_image, to_model_range
 from ..diffusion.schedule import NoiseSchedule
 from ..images import grid
 
@@ -38,9 +36,7 @@ gives images that look more like their class and less varied; w = 0 turns guidan
 def picture_to_model(picture: np.ndarray, image_size: int = 32) -> torch.Tensor:
     """An uploaded or generated (H, W, 3) uint8 picture -> (1, 3, size, size) in [-1, 1], prepared
     like training data (center crop, resize)."""
-    png = io.BytesIO()
-    Image.fromarray(picture.astype(np.uint8)).save(png, "PNG")
-    array = _decode(png.getvalue(), image_size, 3, "picture")
+    array = prepare_image(Image.fromarray(picture.astype(np.uint8)), image_size, 3, "picture")
     return to_model_range(torch.tensor(array)[None])
 
 

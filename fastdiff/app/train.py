@@ -87,6 +87,7 @@ class TrainingSession:
         state = self.state
         try:
             data = load_dataset(str(dataset), "train", model_config.image_size, model_config.image_channels)
+            state.message = data.preparation
             self.trainer = Trainer(
                 data,
                 out_dir,
