@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import platform
 import re
 import resource
@@ -20,6 +21,9 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # `python -m fastdiff bench gpu` (CUDA: not yet set from a measurement) and `bench train|sample` (CPU:
 # bf16 only where the CPU executes it natively, see cpu_has_bf16).
 AUTO_PRECISION = {"cuda": "fp16", "cpu": "bf16"}
+# Set to fp32 (or bf16, fp16), it is what --precision auto picks on every device: a bf16 machine then runs
+# the fp32 path that a CPU without native bf16 takes (.ci/run runs the precision-sensitive tests so).
+AUTO_PRECISION_VARIABLE = "FASTDIFF_AUTO_PRECISION"
 
 
 @functools.cache
@@ -92,16 +96,37 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' becomes AUTO_PRECISION for the device type (fp32 on a CPU without native bf16 and on
-    other devices)."""
+    """'auto' becomes $FASTDIFF_AUTO_PRECISION when set, else AUTO_PRECISION for the device type (fp32 on
+    a CPU without native bf16 and on other devices)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto" and os.environ.get(AUTO_PRECISION_VARIABLE):
+        precision = os.environ[AUTO_PRECISION_VARIABLE]
+        if precision not in PRECISIONS[1:]:
+            raise ValueError(
+                f"${AUTO_PRECISION_VARIABLE} must be one of {', '.join(PRECISIONS[1:])}, got {precision!r}"
+            )
     if precision == "auto":
         chosen = AUTO_PRECISION.get(device.type, "fp32")
         return "fp32" if device.type == "cpu" and not cpu_has_bf16() else chosen
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("fp16 autocast is for CUDA; on the CPU use bf16 or fp32")
     return precision
+
+
+def describe_precision(precision: str, device: torch.device) -> str:
+    """What resolve_precision makes of precision on device, and why, for the line a command prints first:
+    'fp32 (auto: this CPU has no native bf16)', 'bf16 (asked for)'."""
+    chosen = resolve_precision(precision, device)
+    if precision != "auto":
+        return f"{chosen} (asked for)"
+    if os.environ.get(AUTO_PRECISION_VARIABLE):
+        return f"{chosen} (auto, {AUTO_PRECISION_VARIABLE}={chosen})"
+    if device.type != "cpu":
+        return f"{chosen} (auto: the default on {device.type})"
+    units = cpu_bf16_units()
+    reason = f"this CPU runs bf16 natively: {units}" if units else "this CPU has no native bf16"
+    return f"{chosen} (auto: {reason})"
 
 
 def autocast(device: torch.device, precision: str):
