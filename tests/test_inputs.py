@@ -1,8 +1,9 @@
 """The command line and the training data check their input before any work and name what is wrong:
-output paths, seeds, zip members, empty class folders, unreadable images, a run folder in use."""
+output paths, seeds, zip members, empty class folders, unreadable or too large images, a run folder in use."""
 
 import pytest
 from helpers import png, write_zip
+from test_data import png_header
 
 from fastdiff.cli import main
 from fastdiff.data import DataError, load_image_folder
@@ -55,6 +56,16 @@ def test_an_empty_class_folder_on_disk_is_named(tmp_path):
         load_image_folder(tmp_path)
 
 
+def test_train_refuses_an_image_over_the_pixel_limit_in_one_line(tmp_path, capsys):
+    data = write_zip(tmp_path / "data.zip", {"a/1.png": png(1), "b/big.png": png_header(20000, 20000)})
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {data}:b/big.png: over 178,956,970 pixels, more than the 4096x4096 (16,777,216 pixels) " + (
+        "a training image may have; shrink it or leave it out\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_into_a_used_run_folder_needs_resume_or_overwrite(tmp_path, capsys):
     data = write_zip(tmp_path / "data.zip", {f"{c}/{i}.png": png(i) for c in "ab" for i in range(4)})
     out = tmp_path / "run"
@@ -67,3 +78,4 @@ def test_training_into_a_used_run_folder_needs_resume_or_overwrite(tmp_path, cap
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
     printed = capsys.readouterr()
     assert "'lr': 0.0" not in printed.out + printed.err and "lr: " in printed.out + printed.err
+    assert "prepared 8 images, none changed\n" in printed.out

@@ -123,6 +123,8 @@ def run(args) -> None:
     distillation = Distillation(args.teacher, args.out, dataset, config, train_config, device, args.resume)
     if not args.quiet:
         announce_device(device, args.precision)
+        if dataset.preparation:
+            print(dataset.preparation)
     bar = tqdm(unit="step", disable=args.quiet)
     distillation.on_event = progress_display(bar, quiet=args.quiet)
     stop_on_interrupt(bar, distillation)

@@ -128,6 +128,8 @@ def run(args) -> None:
     is_main = trainer.rank == 0
     if is_main and not args.quiet:
         announce_device(device, args.precision)
+        if dataset.preparation:
+            print(dataset.preparation)
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", disable=not is_main or args.quiet)
     trainer.on_event = progress_display(bar, is_main, args.quiet)
     stop_on_interrupt(bar, trainer)
