@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastdiff"
 LAYERS = [  # lowest first
     {"config", "device", "data", "images", "report"},
     {"nn"},
+    {"export"},
     {"diffusion"},
     {"train", "eval", "lab"},
     {"bench", "app"},

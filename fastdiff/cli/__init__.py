@@ -8,13 +8,14 @@ import sys
 
 from ..data import DataError
 from ..device import keep_freed_memory
+from ..export.onnx import ExportError
 from ..nn.checkpoint import CheckpointError
-from . import app, bench, distill, eval, plot, sample, train
+from . import app, bench, distill, eval, export, plot, sample, train
 from .common import Parser, UsageError, config_from_args
 
 __all__ = ["Parser", "UsageError", "build_parser", "config_from_args", "main", "run"]
 
-COMMANDS = (sample, train, distill, app, plot, eval, bench)  # in the order --help lists them
+COMMANDS = (sample, train, distill, app, plot, eval, bench, export)  # in the order --help lists them
 
 
 def build_parser(prog: str = "python -m fastdiff") -> Parser:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m fastdiff") -> int
     try:
         args = build_parser(prog).parse_args(argv)
         args.run(args)
-    except (UsageError, CheckpointError, DataError, ValueError) as e:
+    except (UsageError, CheckpointError, DataError, ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
