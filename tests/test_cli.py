@@ -4,6 +4,7 @@ flag's help shows its default, and a run says which precision it uses and why.""
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,9 +120,21 @@ def test_bad_arguments_exit_2_with_one_line(tiny_checkpoint, tmp_path, capsys, b
     assert not (tmp_path / "x.png").exists()
 
 
-def test_missing_checkpoint_exits_2(tmp_path, capsys):
+def test_missing_checkpoint_exits_2_saying_where_it_looked(tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(tmp_path / "none"), "--quiet"]) == 2
-    assert "checkpoint folder not found" in capsys.readouterr().err
+    assert f"checkpoint not found; looked in {tmp_path / 'none'}" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", "cifar10-zzz", "--checkpoints", str(tmp_path), "--quiet"]) == 2
+    assert f"looked in ./cifar10-zzz, --checkpoints {tmp_path}\n" in capsys.readouterr().err
+
+
+def test_a_checkpoint_name_is_looked_up_in_the_checkpoints_folder(tiny_checkpoint, tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    name, folder, flags = tiny_checkpoint.name, str(tiny_checkpoint.parent), ["--n", "1", "--steps", "2", "--quiet"]
+    assert main(["sample", "--checkpoint", name, "--checkpoints", folder, "--out", "flag.png", *flags]) == 0
+    monkeypatch.setenv("FASTDIFF_CHECKPOINTS", folder)
+    assert main(["sample", "--checkpoint", f"checkpoints/{name}", "--out", "variable.png", *flags]) == 0
+    assert Path("flag.png").is_file() and Path("variable.png").is_file()
 
 
 @pytest.mark.slow

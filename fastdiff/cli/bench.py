@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import default_dataset
-from .common import UsageError
+from .common import UsageError, checkpoints_options
 
 
 def add_parser(commands) -> None:
-    bench = commands.add_parser("bench", help="measure sampling and training speed, write tables to assets/")
+    bench = commands.add_parser(
+        "bench", parents=[checkpoints_options()], help="measure sampling and training speed, write tables to assets/"
+    )
     bench.add_argument(
         "what",
         choices=("sample", "train", "profile", "classroom", "all", "cascade", "gpu"),
@@ -21,16 +23,10 @@ def add_parser(commands) -> None:
     )
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go (default %(default)s)")
     bench.add_argument(
-        "--checkpoints",
-        type=Path,
-        default=Path("checkpoints"),
-        help="cascade: the folder holding cifar10-cascade (and cifar10-base) (default %(default)s)",
-    )
-    bench.add_argument(
         "--classifier",
         type=Path,
         default=Path("checkpoints/evaluator-cifar10"),
-        help="cascade: the evaluator (default %(default)s)",
+        help="cascade: the evaluator, a folder or shipped name (default %(default)s)",
     )
     bench.add_argument("--batch", type=int, default=64, help="cascade: images per timed batch (default %(default)s)")
     bench.add_argument(
@@ -65,15 +61,17 @@ def run(args) -> None:
         run_benchmark(args.what, args.assets)
         return
     from ..bench.cascade import compare
+    from ..nn.shipped import checkpoints_folder, find_checkpoint
 
     if args.n < 2 or args.sweep_n < 2 or args.batch < 1:
         raise UsageError("--n and --sweep-n must be at least 2, --batch at least 1")
     args.assets.mkdir(parents=True, exist_ok=True)
-    single = args.checkpoints / "cifar10-base"
+    folder = checkpoints_folder(args.checkpoints)[0]
+    single = folder / "cifar10-base"
     text = "# Cascade vs single resolution\n\n" + compare(
-        args.checkpoints / "cifar10-cascade",
+        folder / "cifar10-cascade",
         single if (single / "config.json").exists() else None,
-        args.classifier,
+        find_checkpoint(args.classifier, args.checkpoints),
         args.data,
         args.n,
         args.sweep,

@@ -1,5 +1,5 @@
-"""What several commands share: the usage error and its parser, the device options, flags built from a
-config dataclass, checked output paths, and the progress display of a training run."""
+"""What several commands share: the usage error and its parser, the device and checkpoints options, flags
+built from a config dataclass, checked output paths, and the progress display of a training run."""
 
 from __future__ import annotations
 
@@ -35,6 +35,21 @@ def device_options() -> Parser:
         "(default %(default)s)",
     )
     options.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines (warnings still print)")
+    return options
+
+
+def checkpoints_options() -> Parser:
+    """The parent parser of the commands that take a checkpoint: --checkpoints, where a checkpoint given
+    by name is looked up (fastdiff.nn.shipped)."""
+    options = Parser(add_help=False)
+    options.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where a checkpoint given by name (cifar10-base, or checkpoints/cifar10-base) is looked up when no "
+        "such path exists (default: $FASTDIFF_CHECKPOINTS, else ./checkpoints when it exists, else the installed copy)",
+    )
     return options
 
 

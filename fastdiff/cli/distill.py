@@ -7,7 +7,14 @@ from pathlib import Path
 from ..config import PREDICTIONS, DistillConfig, TrainConfig
 from ..data import default_dataset
 from ..diffusion.guidance import MAX_GUIDANCE
-from .common import UsageError, announce_device, device_options, progress_display, stop_on_interrupt
+from .common import (
+    UsageError,
+    announce_device,
+    checkpoints_options,
+    device_options,
+    progress_display,
+    stop_on_interrupt,
+)
 
 STUDENT_OPTIONS = ("from_steps", "prediction", "guidance_max")  # what a student teacher sets itself
 
@@ -15,14 +22,15 @@ STUDENT_OPTIONS = ("from_steps", "prediction", "guidance_max")  # what a student
 def add_parser(commands) -> None:
     distill = commands.add_parser(
         "distill",
-        parents=[device_options()],
+        parents=[device_options(), checkpoints_options()],
         help="distill a checkpoint into a few-step student that applies guidance in one forward pass",
     )
     distill.add_argument(
         "--teacher",
         type=Path,
         default=Path("checkpoints/cifar10-base"),
-        help="checkpoint folder: a plain model, or a distilled student whose halving continues (default %(default)s)",
+        help="checkpoint folder or shipped name: a plain model, or a distilled student whose halving continues "
+        "(default %(default)s)",
     )
     distill.add_argument("--out", type=Path, required=True, help="run folder (rounds, logs, the student)")
     distill.add_argument(
@@ -88,9 +96,11 @@ def run(args) -> None:
     from ..data import load_dataset
     from ..device import resolve_device
     from ..nn.checkpoint import read_config
+    from ..nn.shipped import find_checkpoint
     from ..train.distill import Distillation, plot_rounds
 
-    teacher_config = read_config(args.teacher)[0]
+    teacher = find_checkpoint(args.teacher, args.checkpoints)
+    teacher_config = read_config(teacher)[0]
     if teacher_config.guidance_embedding:  # a student: its halving goes on from its own settings
         given = [f"--{name.replace('_', '-')}" for name in STUDENT_OPTIONS if getattr(args, name) is not None]
         if given:
@@ -120,7 +130,7 @@ def run(args) -> None:
         preview_every=args.preview_every,
     )
     dataset = load_dataset(args.data, "train", teacher_config.image_size, teacher_config.image_channels)
-    distillation = Distillation(args.teacher, args.out, dataset, config, train_config, device, args.resume)
+    distillation = Distillation(teacher, args.out, dataset, config, train_config, device, args.resume)
     if not args.quiet:
         announce_device(device, args.precision)
         if dataset.preparation:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from ..data import default_dataset
 from ..diffusion.samplers import SAMPLERS
-from .common import UsageError, announce_device, device_options
+from .common import UsageError, announce_device, checkpoints_options, device_options
 
 
 def add_parser(commands) -> None:
     evaluation = commands.add_parser(
-        "eval", parents=[device_options()], help="sample quality with the project's classifier"
+        "eval", parents=[device_options(), checkpoints_options()], help="sample quality with the project's classifier"
     )
     evaluation.add_argument(
         "action",
@@ -26,13 +26,13 @@ def add_parser(commands) -> None:
         "--checkpoint",
         type=Path,
         default=Path("checkpoints/cifar10-base"),
-        help="checkpoint folder to evaluate (default %(default)s)",
+        help="checkpoint folder or shipped name to evaluate (default %(default)s)",
     )
     evaluation.add_argument(
         "--classifier",
         type=Path,
         default=Path("checkpoints/evaluator-cifar10"),
-        help="the evaluator's folder (default %(default)s)",
+        help="the evaluator's folder or shipped name; train-classifier writes it (default %(default)s)",
     )
     evaluation.add_argument(
         "--data", default=default_dataset(), help="real images (test split; default $FASTDIFF_DATA, else cifar10)"
@@ -101,22 +101,25 @@ def run(args) -> None:
         print(f"test accuracy {100 * accuracy:.2f}%, saved to {args.classifier}")
         return
     from ..eval.evaluate import ROW_HEADERS, evaluate, row, sweep
+    from ..nn.shipped import checkpoints_folder, find_checkpoint
     from ..report import markdown_table
 
+    classifier = find_checkpoint(args.classifier, args.checkpoints)
     if args.action == "sweep":
-        print(sweep(Path("checkpoints"), args.classifier, args.data, args.n, args.assets, device))
+        print(sweep(checkpoints_folder(args.checkpoints)[0], classifier, args.data, args.n, args.assets, device))
         return
+    checkpoint = find_checkpoint(args.checkpoint, args.checkpoints)
     if args.n < 2:
         raise UsageError(f"--n must be at least 2, got {args.n}")
     if args.action == "diagnose":
         from ..eval.diagnose import diagnose
 
-        diagnose(args.checkpoint, args.classifier, args.data, args.n, args.guidance, args.seed, args.assets, device)
+        diagnose(checkpoint, classifier, args.data, args.n, args.guidance, args.seed, args.assets, device)
         print(f"wrote {args.assets / 'diagnosis.md'} and {args.assets / 'diagnosis.png'}")
         return
     result = evaluate(
-        args.checkpoint,
-        args.classifier,
+        checkpoint,
+        classifier,
         args.data,
         args.sampler,
         args.steps,

@@ -7,16 +7,18 @@ from pathlib import Path
 from ..config import ModelConfig
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.sampling import Plan
-from .common import UsageError, announce_device, check_output, device_options, int_list
+from .common import UsageError, announce_device, check_output, checkpoints_options, device_options, int_list
 
 
 def add_parser(commands) -> None:
-    sample = commands.add_parser("sample", parents=[device_options()], help="generate a grid of images")
+    sample = commands.add_parser(
+        "sample", parents=[device_options(), checkpoints_options()], help="generate a grid of images"
+    )
     sample.add_argument(
         "--checkpoint",
         type=Path,
         default=Path("checkpoints/cifar10-base"),
-        help="checkpoint folder (default %(default)s)",
+        help="checkpoint folder or shipped name (default %(default)s)",
     )
     sample.add_argument(
         "--class", dest="class_name", default="random", help="class name, index or 'random' (default random)"
@@ -106,6 +108,7 @@ def run(args) -> None:
     from ..diffusion.schedule import NoiseSchedule
     from ..images import grid, save_animation, save_image
     from ..nn.checkpoint import load_model
+    from ..nn.shipped import find_checkpoint
 
     if not 1 <= args.n <= 1024:
         raise UsageError(f"--n must be between 1 and 1024, got {args.n}")
@@ -117,7 +120,7 @@ def run(args) -> None:
         check_output(args.gif, "--gif", {".gif", ".mp4"})
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    model, diffusion_config, _ = load_model(args.checkpoint, device)
+    model, diffusion_config, _ = load_model(find_checkpoint(args.checkpoint, args.checkpoints), device)
     schedule = NoiseSchedule(diffusion_config)
     config = model.config
     labels = class_labels(args.class_name, config.class_names if config.num_classes else (), args.n, args.seed)

@@ -9,6 +9,7 @@ from .common import (
     UsageError,
     add_config_flags,
     announce_device,
+    checkpoints_options,
     config_from_args,
     device_options,
     progress_display,
@@ -17,7 +18,7 @@ from .common import (
 
 
 def add_parser(commands) -> None:
-    train = commands.add_parser("train", parents=[device_options()], help="train a model")
+    train = commands.add_parser("train", parents=[device_options(), checkpoints_options()], help="train a model")
     train.add_argument(
         "--data",
         required=True,
@@ -40,7 +41,7 @@ def add_parser(commands) -> None:
         "--classifier",
         type=Path,
         default=Path("checkpoints/evaluator-cifar10"),
-        help="the evaluator for --eval-every (default %(default)s)",
+        help="the evaluator for --eval-every, a folder or shipped name (default %(default)s)",
     )
     train.add_argument(
         "--timesteps",
@@ -69,7 +70,7 @@ def add_parser(commands) -> None:
     train.add_argument(
         "--overwrite", action="store_true", help="start over in an --out that holds a run (its files are removed)"
     )
-    train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder")
+    train.add_argument("--init", type=Path, default=None, help="warm start from a checkpoint folder or shipped name")
     train.set_defaults(run=run)
 
 
@@ -79,10 +80,12 @@ def run(args) -> None:
     from ..data import load_dataset
     from ..device import resolve_device
     from ..diffusion.sampling import MAX_SEED
+    from ..nn.shipped import find_checkpoint
     from ..train.trainer import Trainer, clear_run, plot_run, run_files, setup_distributed, warm_start_prediction
 
     device = setup_distributed(args.device) or resolve_device(args.device)
-    prediction = args.prediction or warm_start_prediction(args.init)
+    init = find_checkpoint(args.init, args.checkpoints) if args.init else None
+    prediction = args.prediction or warm_start_prediction(init)
     model_config = ModelConfig(n_feat=args.n_feat, attention=args.attention, prediction=prediction)
     size = model_config.image_size
     cascade_config = CascadeConfig((size // 4, size // 2, size)) if args.cascade else None
@@ -110,7 +113,7 @@ def run(args) -> None:
         if args.eval_every:
             from ..eval.evaluate import QualityProbe
 
-            probe = QualityProbe(args.classifier, args.data, args.eval_n, device)
+            probe = QualityProbe(find_checkpoint(args.classifier, args.checkpoints), args.data, args.eval_n, device)
         trainer = Trainer(
             dataset,
             args.out,
@@ -118,7 +121,7 @@ def run(args) -> None:
             model_config,
             diffusion_config,
             device,
-            init=args.init,
+            init=init,
             resume=args.resume,
             cascade_config=cascade_config,
             quality_probe=probe,
