@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import check_output
+from .common import check_output, checkpoints_options
 
 
 def add_parser(commands) -> None:
     export = commands.add_parser(
-        "export", help="write a checkpoint's network as an ONNX file, checked against PyTorch first"
+        "export",
+        parents=[checkpoints_options()],
+        help="write a checkpoint's network as an ONNX file, checked against PyTorch first",
     )
     export.add_argument(
         "format",
@@ -35,7 +37,7 @@ def run(args) -> None:
     from ..nn.shipped import find_checkpoint
 
     check_output(args.out, "--out", {".onnx"})
-    exported = export_onnx(find_checkpoint(args.checkpoint), args.out, args.fp16)
+    exported = export_onnx(find_checkpoint(args.checkpoint, args.checkpoints), args.out, args.fp16)
     print(
         f"{exported.path}: {exported.size / 1e6:.2f} MB; ONNX Runtime matches PyTorch within "
         f"{exported.max_difference:.2g} (tolerance {exported.tolerance:g})"
