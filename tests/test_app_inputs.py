@@ -71,6 +71,7 @@ def test_the_api_page_lists_the_page_actions_with_named_outputs_and_free_text_cl
         "/lab_sample",
         "/lab_train",
         "/learn",
+        "/live",
         "/scrub",
         "/scrub_strip",
         "/stop_training",

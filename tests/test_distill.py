@@ -171,7 +171,7 @@ def test_cli_distills_and_samples_the_student(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments,message",
     [
-        (["--teacher", "missing"], "checkpoint folder not found"),
+        (["--teacher", "missing"], "missing: checkpoint not found; looked in ./missing"),
         (["--steps", "4", "--from-steps", "12"], "halved"),
         (["--guidance-max", "20"], "--guidance-max"),
         (["--prediction", "score"], "invalid choice"),

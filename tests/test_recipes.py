@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import Reparameterized, color_dataset, make_tiny_checkpoint, make_trainer
+from helpers import TINY, Reparameterized, color_dataset, make_tiny_checkpoint, make_trainer
 
 from fastdiff.cli import main
 from fastdiff.config import TRAINING_PREDICTION, DiffusionConfig, ModelConfig, TrainConfig, from_dict
@@ -94,7 +94,7 @@ def test_train_flags_record_the_recipe_and_its_model_samples_with_every_sampler(
     out = tmp_path / "v-run"
     flags = ["--prediction", "v", "--zero-terminal-snr", "--min-snr-gamma", "5", "--timesteps", "50"]
     argv = ["train", "--data", str(class_zip), "--out", str(out), "--epochs", "1", "--batch-size", "8"]
-    argv += ["--n-feat", "8", "--preview-every", "0", "--precision", "fp32", "--quiet", *flags]
+    argv += ["--n-feat", str(TINY["n_feat"]), "--preview-every", "0", "--precision", "fp32", "--quiet", *flags]
     eps_checkpoint = make_tiny_checkpoint(tmp_path / "eps", num_timesteps=50)
     assert main(argv + ["--init", str(eps_checkpoint)]) == 0
     config = json.loads((out / ckpt.CONFIG_NAME).read_text())

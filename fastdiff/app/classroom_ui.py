@@ -169,7 +169,7 @@ def live_tab(live: Live, tab: gr.Tab, **queue) -> None:
                 elem_classes="pixels",
                 interactive=False,
             )
-            caption = gr.Markdown("Move a control.", elem_id="live-caption")
+            caption = gr.Markdown("Move a control.", label="update", elem_id="live-caption")
     shown = gr.State(None)
     inputs, outputs = [class_name, guidance, seed, other_seed, between, num_images, shown], [picture, caption, shown]
     for control in inputs[:-1]:

@@ -61,7 +61,7 @@ def run(args) -> None:
         run_benchmark(args.what, args.assets)
         return
     from ..bench.cascade import compare
-    from ..nn.shipped import checkpoints_folder, find_checkpoint
+    from ..nn.shipped import EVALUATOR_HINT, checkpoints_folder, find_checkpoint
 
     if args.n < 2 or args.sweep_n < 2 or args.batch < 1:
         raise UsageError("--n and --sweep-n must be at least 2, --batch at least 1")
@@ -71,7 +71,7 @@ def run(args) -> None:
     text = "# Cascade vs single resolution\n\n" + compare(
         folder / "cifar10-cascade",
         single if (single / "config.json").exists() else None,
-        find_checkpoint(args.classifier, args.checkpoints),
+        find_checkpoint(args.classifier, args.checkpoints, EVALUATOR_HINT),
         args.data,
         args.n,
         args.sweep,

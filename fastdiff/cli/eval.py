@@ -101,10 +101,10 @@ def run(args) -> None:
         print(f"test accuracy {100 * accuracy:.2f}%, saved to {args.classifier}")
         return
     from ..eval.evaluate import ROW_HEADERS, evaluate, row, sweep
-    from ..nn.shipped import checkpoints_folder, find_checkpoint
+    from ..nn.shipped import EVALUATOR_HINT, checkpoints_folder, find_checkpoint
     from ..report import markdown_table
 
-    classifier = find_checkpoint(args.classifier, args.checkpoints)
+    classifier = find_checkpoint(args.classifier, args.checkpoints, EVALUATOR_HINT)
     if args.action == "sweep":
         print(sweep(checkpoints_folder(args.checkpoints)[0], classifier, args.data, args.n, args.assets, device))
         return

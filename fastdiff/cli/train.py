@@ -80,7 +80,7 @@ def run(args) -> None:
     from ..data import load_dataset
     from ..device import resolve_device
     from ..diffusion.sampling import MAX_SEED
-    from ..nn.shipped import find_checkpoint
+    from ..nn.shipped import EVALUATOR_HINT, find_checkpoint
     from ..train.trainer import Trainer, clear_run, plot_run, run_files, setup_distributed, warm_start_prediction
 
     device = setup_distributed(args.device) or resolve_device(args.device)
@@ -113,7 +113,9 @@ def run(args) -> None:
         if args.eval_every:
             from ..eval.evaluate import QualityProbe
 
-            probe = QualityProbe(find_checkpoint(args.classifier, args.checkpoints), args.data, args.eval_n, device)
+            probe = QualityProbe(
+                find_checkpoint(args.classifier, args.checkpoints, EVALUATOR_HINT), args.data, args.eval_n, device
+            )
         trainer = Trainer(
             dataset,
             args.out,

@@ -39,9 +39,12 @@ def checkpoints_folder(chosen: Path | str | None = None) -> tuple[Path, list[str
     return installed, looked + ["./checkpoints (missing)", place(str(installed), installed)]
 
 
-def find_checkpoint(argument: Path | str, chosen: Path | str | None = None) -> Path:
+EVALUATOR_HINT = "train the evaluator with `python -m fastdiff eval train-classifier`"
+
+
+def find_checkpoint(argument: Path | str, chosen: Path | str | None = None, hint: str = "") -> Path:
     """The checkpoint folder an argument names: an existing path as it is, else a shipped name in
-    checkpoints_folder(chosen). Raises CheckpointError saying where it looked."""
+    checkpoints_folder(chosen). Raises CheckpointError saying where it looked (and `hint`, what to do)."""
     path = Path(argument)
     if path.exists():
         return path
@@ -51,4 +54,6 @@ def find_checkpoint(argument: Path | str, chosen: Path | str | None = None) -> P
         if (folder / path.name).is_dir():
             return folder / path.name
         looked += places
-    raise CheckpointError(f"{argument}: checkpoint not found; looked in {', '.join(looked)}")
+    raise CheckpointError(
+        f"{argument}: checkpoint not found; looked in {', '.join(looked)}" + (f" ({hint})" if hint else "")
+    )
