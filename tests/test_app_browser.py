@@ -171,3 +171,25 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
         page.locator("#lab-sample").click()
         time.sleep(15)  # the animation plays for a few seconds and stays on its last frame
         shot(page, "lab")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FASTDIFF_SCREENSHOTS"),
+    reason="retakes the README's screenshots only with FASTDIFF_SCREENSHOTS=assets",
+)
+def test_readme_live_screenshot_with_the_shipped_checkpoints(tmp_path):
+    if not (ROOT / "checkpoints" / "cifar10-distilled" / "model.safetensors").exists():
+        pytest.skip("no shipped student")
+    folder = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
+    folder.mkdir(parents=True, exist_ok=True)
+    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), ROOT)
+    for page in serve(backend):
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-caption").get_by_text("ms ·").wait_for(timeout=60_000)
+        page.get_by_label("class of the pictures").fill("frog")
+        page.get_by_label("class of the pictures").press("Enter")
+        page.locator("#live-caption").get_by_text("frog").wait_for(timeout=60_000)
+        page.get_by_role("radio", name="16").check()
+        page.locator("#live-caption").get_by_text("16 images").wait_for(timeout=60_000)
+        time.sleep(1)
+        page.screenshot(path=str(folder / "app-live.png"), full_page=True)

@@ -64,14 +64,14 @@ def test_quality_is_labelled_with_the_configuration_it_was_measured_at(tmp_path)
 
 
 def test_cascade_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
-    plain = sample_jobs(tmp_path / "cifar10-cascade", tmp_path / "cifar10-distilled")
+    plain = sample_jobs(tmp_path / "cifar10-cascade", (tmp_path / "cifar10-distilled",))
     assert len(plain) == len(SAMPLE_CONFIGS) + 2 and [job.timing for job in plain[-3:]] == [
         time_sampling,
         time_app_streaming,
         time_app_outputs,
     ]
     make_tiny_checkpoint(tmp_path / "cifar10-cascade", cascade=True)
-    cascade = sample_jobs(tmp_path / "cifar10-cascade", tmp_path / "cifar10-distilled")[len(plain) :]
+    cascade = sample_jobs(tmp_path / "cifar10-cascade", (tmp_path / "cifar10-distilled",))[len(plain) :]
     assert [(job.label, job.sampler, job.configuration, job.timing, job.args[1:]) for job in cascade] == [
         (
             f"FastDiff cascade, {stages} stages",

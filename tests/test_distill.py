@@ -203,9 +203,9 @@ def test_an_existing_run_needs_resume_and_a_cascade_cannot_teach(teacher, tmp_pa
 def test_distilled_rows_join_the_sampling_table_when_its_checkpoint_exists(tmp_path):
     from fastdiff.bench.runner import sample_jobs
 
-    plain = sample_jobs(tmp_path / "cascade", tmp_path / "cifar10-distilled")
+    plain = sample_jobs(tmp_path / "cascade", (tmp_path / "cifar10-distilled",))
     make_tiny_checkpoint(tmp_path / "cifar10-distilled", guidance_embedding=True, distilled_steps=4, prediction="v")
-    rows = sample_jobs(tmp_path / "cascade", tmp_path / "cifar10-distilled")[len(plain) :]
+    rows = sample_jobs(tmp_path / "cascade", (tmp_path / "cifar10-distilled",))[len(plain) :]
     assert [(job.sampler, job.configuration) for job in rows] == [("DDIM-4", ("ddim", 4, 2.0, 1))]
     assert rows[0].timing(*rows[0].args)["seconds"] > 0  # warmed up and timed on the student's own grid
 

@@ -152,7 +152,7 @@ def live_tab(live: Live, tab: gr.Tab, **queue) -> None:
     classes, guidance_max = live.choices()
     with gr.Row():
         with gr.Column(scale=1):
-            class_name = free_dropdown(classes, value=classes[0], label="class", elem_id="live-class")
+            class_name = free_dropdown(classes, value=classes[0], label="class of the pictures", elem_id="live-class")
             guidance = gr.Slider(0, guidance_max, value=2.0, step=0.1, label="guidance weight w", elem_id="live-w")
             seed = gr.Slider(0, LIVE_SEEDS, value=0, step=1, label="seed (image i uses seed + i)", elem_id="live-seed")
             other_seed = gr.Number(1, label="second seed", elem_id="live-other-seed")

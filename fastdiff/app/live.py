@@ -82,7 +82,7 @@ class Live:
         if shown and Path(shown).parent == self.folder:
             Path(shown).unlink(missing_ok=True)
         caption = (
-            f"{1000 * seconds:.0f} ms · {count} image{'s' if count > 1 else ''} · `{name}`, "
+            f"{1000 * seconds:.0f} ms · {count} image{'s' if count > 1 else ''} ({class_name or 'random'}) · `{name}`, "
             f"{steps} step{'s' if steps > 1 else ''} · w = {request.plan.guidance:g} · "
             f"seed {request.seeds[0]} → {other} at {between:.2f}"
         )

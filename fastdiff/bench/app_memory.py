@@ -93,24 +93,26 @@ def live_round_trip(checkpoints: Path, num_images: int, changes: int = 30, inter
     """The Live tab's guidance slider moved from w = 0 to 4 in `changes` values, one every `interval`
     seconds, as the page sends them (trigger_mode "always_last": a value is sent when the previous update
     has come back, and only the newest one; those passed over meanwhile are skipped): milliseconds from
-    sending to the picture received, median and slowest, how many values were drawn and skipped, and
-    whether the last value was drawn."""
+    sending to the picture received, median and slowest, the median of the sampling time the server
+    reports in the caption, how many values were drawn and skipped, and whether the last value was drawn."""
     values = [round(4 * i / (changes - 1), 2) for i in range(changes)]
     with served_app(checkpoints) as (_, client):
         client.predict("random", 2.0, 0, 1, 0.0, str(num_images), api_name="/live")  # loads the student
-        start, times, drawn = time.perf_counter(), [], []
+        start, times, sampling, drawn = time.perf_counter(), [], [], []
         while not drawn or drawn[-1] < changes - 1:
             newest = min(changes - 1, int((time.perf_counter() - start) / interval))
             if drawn and newest == drawn[-1]:
                 time.sleep(start + (newest + 1) * interval - time.perf_counter())
                 continue
             sent = time.perf_counter()
-            client.predict("random", values[newest], 0, 1, 0.0, str(num_images), api_name="/live")
+            _, caption = client.predict("random", values[newest], 0, 1, 0.0, str(num_images), api_name="/live")
             times.append(time.perf_counter() - sent)
+            sampling.append(float(caption.split(" ms")[0]))  # the caption starts "41 ms · ..."
             drawn.append(newest)
     return {
         "median_ms": 1000 * statistics.median(times),
         "max_ms": 1000 * max(times),
+        "sampling_ms": statistics.median(sampling),
         "drawn": len(drawn),
         "skipped": changes - len(drawn),
         "last_drawn": drawn[-1] == changes - 1,

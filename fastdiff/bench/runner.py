@@ -23,7 +23,7 @@ from ..eval.cost import effective_nfe, format_nfe, measure_step_latency, stage_n
 from ..eval.records import read_eval, recorded_quality
 from ..images import grid, save_animations, save_image
 from ..nn.baseline import BaselineUNet
-from ..nn.checkpoint import CASCADE, DISTILLED, read_config
+from ..nn.checkpoint import CASCADE, DISTILLED, DISTILLED_2, read_config
 from ..report import machine, markdown_table
 from ..train.trainer import Trainer
 from .classroom import bench_classroom
@@ -217,9 +217,10 @@ class SampleJob:
 
 
 def sample_jobs(
-    cascade: Path = Path("checkpoints") / CASCADE, distilled: Path = Path("checkpoints") / DISTILLED
+    cascade: Path = Path("checkpoints") / CASCADE,
+    students: tuple[Path, ...] = (Path("checkpoints") / DISTILLED, Path("checkpoints") / DISTILLED_2),
 ) -> list[SampleJob]:
-    """The rows of the sampling table; the cascade's and the distilled student's rows when their
+    """The rows of the sampling table; the cascade's and each distilled student's rows when their
     checkpoints exist."""
     jobs = []
     for label, kind, checkpoint, sampler, steps, timed in SAMPLE_CONFIGS:
@@ -268,7 +269,9 @@ def sample_jobs(
                     (cascade, sampler, stages),
                 )
             )
-    if (distilled / "model.safetensors").exists():
+    for distilled in students:
+        if not (distilled / "model.safetensors").exists():
+            continue
         steps = read_config(distilled)[0].distilled_steps  # the one grid the student samples
         jobs.append(
             SampleJob(

@@ -310,12 +310,15 @@ SWEEP = [  # (label, checkpoint name, sampler, steps, guidance, stages, share of
     ("cascade 8->16->32, DDIM-50 scaled", "cifar10-cascade", "ddim", 50, 2.0, 3, 1 / 2),
     ("distilled, DDIM-4 (one pass per step)", "cifar10-distilled", "ddim", 4, 2.0, 1, 1),
     *[(f"distilled, DDIM-4, w={w}", "cifar10-distilled", "ddim", 4, float(w), 1, 1) for w in (0, 1, 3, 4)],
+    ("distilled 2-step, DDIM-2 (one pass per step)", "cifar10-distilled-2", "ddim", 2, 2.0, 1, 1),
+    *[(f"distilled 2-step, DDIM-2, w={w}", "cifar10-distilled-2", "ddim", 2, float(w), 1, 1) for w in (0, 1, 3, 4)],
 ]
 RECORDED = {
     "cifar10-base": ("ddim", 50, 2.0, 1),
     "cifar10-attn": ("ddim", 100, 2.0, 1),
     "cifar10-cascade": ("ddim", 50, 2.0, 3),
     "cifar10-distilled": ("ddim", 4, 2.0, 1),
+    "cifar10-distilled-2": ("ddim", 2, 2.0, 1),
 }  # the configuration each checkpoint's eval.json holds
 
 
