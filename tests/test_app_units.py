@@ -136,7 +136,7 @@ def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
     assert backend.learn(None, 10, None)[1].startswith("Upload a picture")  # default schedule, no error
 
 
-def test_the_app_takes_its_checkpoints_from_the_flag_else_the_resolution_order(tmp_path, monkeypatch):
+def test_the_app_takes_its_checkpoints_from_the_flag_else_the_resolution_order(tmp_path, monkeypatch, capsys):
     served = []
     monkeypatch.setattr(app, "build_app", lambda backend: backend)
     monkeypatch.setattr(app, "launch", lambda backend, host, port: served.append(backend.store.checkpoints_dir))
@@ -146,6 +146,8 @@ def test_the_app_takes_its_checkpoints_from_the_flag_else_the_resolution_order(t
     app.main([])
     app.main(["--checkpoints", str(tmp_path / "mine")])
     assert served == [tmp_path / "shared", tmp_path / "mine"]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("device cpu, precision ") and "(auto" in lines[0]
 
 
 def test_compare_offers_the_cascade_and_the_student_when_they_are_shipped():
