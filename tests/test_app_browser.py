@@ -117,19 +117,27 @@ def test_learn_tab_noises_the_last_generated_image(page, screenshot):
     screenshot(page, "learn")
 
 
-@pytest.mark.skipif(
+readme_screenshots = pytest.mark.skipif(
     not os.environ.get("FASTDIFF_SCREENSHOTS"),
     reason="retakes the README's screenshots only with FASTDIFF_SCREENSHOTS=assets",
 )
-def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
-    if not (ROOT / "checkpoints" / "cifar10-base" / "model.safetensors").exists():
-        pytest.skip("no shipped checkpoint")
+
+
+def shipped_pages(tmp_path, needed: str):
+    """(page, shot) on the app as `python app.py` in the repository serves it (the sweep table in assets/
+    is read too); shot(page, tab) writes app-<tab>.png to $FASTDIFF_SCREENSHOTS."""
+    if not (ROOT / "checkpoints" / needed / "model.safetensors").exists():
+        pytest.skip(f"no shipped {needed}")
     folder = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
     folder.mkdir(parents=True, exist_ok=True)
     shot = lambda page, tab: page.screenshot(path=str(folder / f"app-{tab}.png"), full_page=True)  # noqa: E731
-    # the app as `python app.py` in the repository serves it: the sweep table in assets/ is read too
-    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), ROOT)
-    for page in serve(backend):
+    for page in serve(Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), ROOT)):
+        yield page, shot
+
+
+@readme_screenshots
+def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
+    for page, shot in shipped_pages(tmp_path, "cifar10-base"):
         page.get_by_label("class", exact=True).first.fill("frog")
         page.get_by_label("class", exact=True).first.press("Enter")
         page.get_by_label("DDIM", exact=True).check()
@@ -173,17 +181,9 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
         shot(page, "lab")
 
 
-@pytest.mark.skipif(
-    not os.environ.get("FASTDIFF_SCREENSHOTS"),
-    reason="retakes the README's screenshots only with FASTDIFF_SCREENSHOTS=assets",
-)
+@readme_screenshots
 def test_readme_live_screenshot_with_the_shipped_checkpoints(tmp_path):
-    if not (ROOT / "checkpoints" / "cifar10-distilled" / "model.safetensors").exists():
-        pytest.skip("no shipped student")
-    folder = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
-    folder.mkdir(parents=True, exist_ok=True)
-    backend = Backend(ROOT / "checkpoints", tmp_path / "runs", default_dataset(), ROOT)
-    for page in serve(backend):
+    for page, shot in shipped_pages(tmp_path, "cifar10-distilled-2"):
         page.get_by_role("tab", name="Live").click()
         page.locator("#live-caption").get_by_text("ms ·").wait_for(timeout=60_000)
         page.get_by_label("class of the pictures").fill("frog")
@@ -192,4 +192,4 @@ def test_readme_live_screenshot_with_the_shipped_checkpoints(tmp_path):
         page.get_by_role("radio", name="16").check()
         page.locator("#live-caption").get_by_text("16 images").wait_for(timeout=60_000)
         time.sleep(1)
-        page.screenshot(path=str(folder / "app-live.png"), full_page=True)
+        shot(page, "live")
