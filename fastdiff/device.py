@@ -129,6 +129,12 @@ def describe_precision(precision: str, device: torch.device) -> str:
     return f"{chosen} (auto: {reason})"
 
 
+def device_line(device: torch.device, precision: str) -> str:
+    """The one line with which a command or the app says what it runs on: 'device cpu, precision fp32
+    (auto: this CPU has no native bf16)'."""
+    return f"device {device}, precision {describe_precision(precision, device)}"
+
+
 def autocast(device: torch.device, precision: str):
     """The autocast context for a resolved precision (a no-op for fp32)."""
     if precision == "fp32":

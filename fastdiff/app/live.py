@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from ..config import ModelConfig
-from ..diffusion.sampling import final_images, noise_between, sample_steps
+from ..diffusion.sampling import check_seed, final_images, noise_between, sample_steps
 from ..images import grid, save_image
 from ..nn.checkpoint import read_config
 from .backend import Backend, user_errors
@@ -57,7 +57,7 @@ class Live:
             count, steps = int(num_images), loaded.model.config.distilled_steps
             request = make_request(loaded, class_name, DISTILLED_SAMPLER, steps, guidance, 0, seed, count)
             other = whole_number(other_seed, "second seed")
-            make_request(loaded, class_name, DISTILLED_SAMPLER, steps, guidance, 0, other, count)  # checks its seeds
+            check_seed(other, count)
             between = fraction_between(between)
         start = time.perf_counter()
         config = loaded.model.config

@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..config import DiffusionConfig, TrainConfig
 from ..data import default_dataset
-from ..device import describe_precision, keep_freed_memory
+from ..device import device_line, keep_freed_memory
 from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.schedule import NoiseSchedule
 from ..nn.shipped import checkpoints_folder
@@ -331,6 +331,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     keep_freed_memory()
     backend = Backend(checkpoints_folder(args.checkpoints)[0], args.runs, args.data, Path.cwd())
-    print(f"device {backend.device}, precision {describe_precision('auto', backend.device)}", flush=True)
+    print(device_line(backend.device, "auto"), flush=True)
     signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     launch(build_app(backend), args.host, args.port)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..device import AUTO_PRECISION, PRECISIONS, describe_precision
+from ..device import AUTO_PRECISION, PRECISIONS, device_line
 
 
 class UsageError(Exception):
@@ -55,7 +55,7 @@ def checkpoints_options() -> Parser:
 
 def announce_device(device: torch.device, precision: str) -> None:
     """The one line that says which device and precision a command runs with, and why."""
-    print(f"device {device}, precision {describe_precision(precision, device)}")
+    print(device_line(device, precision))
 
 
 def int_list(spec: str) -> list[int]:

@@ -26,7 +26,6 @@ from ..nn.unet import UNet
 
 PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 OPSET = 21
-INPUTS = ("x_t", "t", "class_label", "guidance")  # the last only for a guidance-distilled student
 TRACE_BATCH = 2  # torch.export makes an example dimension of size 1 a constant
 CHECK_BATCHES = (1, 5)  # both differ from TRACE_BATCH, so the check also covers the dynamic batch
 # fp32: ONNX Runtime and PyTorch differ only in the order of their sums (about 1e-6 on the shipped models).
