@@ -5,38 +5,47 @@ import os
 import shutil
 import tempfile
 
-import pytest
-import torch
-from helpers import CLASSES, TINY, color_dataset, flat_png, make_tiny_checkpoint, served_client, write_zip
+# The session's temp folder, removed at its end (pytest_unconfigure). Gradio and gradio_client take some of
+# their folders from GRADIO_TEMP_DIR when they are imported (gradio's route_utils, the default of
+# gradio_client's Client), so it is named here, before anything imports them.
+SESSION_FOLDER = tempfile.mkdtemp(prefix="fastdiff-tests-")
+PREVIOUS_GRADIO_TEMP_DIR = os.environ.get("GRADIO_TEMP_DIR")
+os.mkdir(os.path.join(SESSION_FOLDER, "gradio"))  # apart from tmp: Gradio serves files inside its cache as cached
+os.environ["GRADIO_TEMP_DIR"] = os.path.join(SESSION_FOLDER, "gradio")
 
-from fastdiff.app.backend import Backend
-from fastdiff.app.models import ModelStore
-from fastdiff.config import ModelConfig, TrainConfig
-from fastdiff.data import load_dataset
-from fastdiff.eval.classifier import train_classifier
-from fastdiff.nn.unet import UNet
-from fastdiff.train.trainer import Trainer
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from helpers import CLASSES, TINY, color_dataset, flat_png, make_tiny_checkpoint, served_client, write_zip  # noqa: E402
+
+from fastdiff.app.backend import Backend  # noqa: E402
+from fastdiff.app.models import ModelStore  # noqa: E402
+from fastdiff.config import ModelConfig, TrainConfig  # noqa: E402
+from fastdiff.data import load_dataset  # noqa: E402
+from fastdiff.eval.classifier import train_classifier  # noqa: E402
+from fastdiff.nn.unet import UNet  # noqa: E402
+from fastdiff.train.trainer import Trainer  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
 def session_temp_dir(tmp_path_factory):
-    """The system temp folder of this session, removed at its end: Gradio's cache goes there, and so do
+    """The system temp folder of this session (removed by pytest_unconfigure): Gradio's cache goes there, and so do
     the empty folders gradio_client leaves behind after each download (pytest's tmp_path stays where
     it is)."""
     tmp_path_factory.getbasetemp()
-    folder = tempfile.mkdtemp(prefix="fastdiff-tests-")
-    previous = os.environ.get("GRADIO_TEMP_DIR"), tempfile.tempdir
-    for name in ("gradio", "tmp"):  # apart: Gradio serves files inside its cache as already cached
-        os.mkdir(os.path.join(folder, name))
-    os.environ["GRADIO_TEMP_DIR"] = os.path.join(folder, "gradio")
-    tempfile.tempdir = os.path.join(folder, "tmp")
+    previous_tempdir = tempfile.tempdir
+    os.mkdir(os.path.join(SESSION_FOLDER, "tmp"))
+    tempfile.tempdir = os.path.join(SESSION_FOLDER, "tmp")
     yield
-    tempfile.tempdir = previous[1]
-    if previous[0] is None:
-        os.environ.pop("GRADIO_TEMP_DIR")
+    tempfile.tempdir = previous_tempdir
+
+
+def pytest_unconfigure(config):
+    """The session's temp folder goes at the very end, also when no test ran (--collect-only)."""
+    if PREVIOUS_GRADIO_TEMP_DIR is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
     else:
-        os.environ["GRADIO_TEMP_DIR"] = previous[0]
-    shutil.rmtree(folder, ignore_errors=True)
+        os.environ["GRADIO_TEMP_DIR"] = PREVIOUS_GRADIO_TEMP_DIR
+    shutil.rmtree(SESSION_FOLDER, ignore_errors=True)
 
 
 def pytest_addoption(parser):
