@@ -19,7 +19,8 @@ from fastdiff.app.generate import make_request
 from fastdiff.bench.app_memory import free_port
 from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from fastdiff.data import ImageDataset
-from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG
+from fastdiff.diffusion.rng import ImageRNG
+from fastdiff.diffusion.samplers import SAMPLERS
 from fastdiff.diffusion.sampling import final_images, make_plan, sample
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.nn.cascade import build_model

@@ -15,7 +15,8 @@ from fastdiff.config import CascadeConfig, DiffusionConfig, ModelConfig
 from fastdiff.diffusion.cascade import Stage, default_stages
 from fastdiff.diffusion.guidance import GuidedDenoiser
 from fastdiff.diffusion.losses import cascade_loss, diffusion_loss, noisy_condition
-from fastdiff.diffusion.samplers import SAMPLERS, ImageRNG, timestep_grid
+from fastdiff.diffusion.rng import ImageRNG
+from fastdiff.diffusion.samplers import SAMPLERS, timestep_grid
 from fastdiff.diffusion.sampling import make_plan, sample, sample_steps
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.eval.cost import effective_nfe, measure_step_latency, stage_nfe

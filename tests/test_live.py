@@ -13,7 +13,7 @@ from PIL import Image
 
 from fastdiff.app.backend import Backend
 from fastdiff.app.live import Live
-from fastdiff.diffusion.samplers import ImageRNG
+from fastdiff.diffusion.rng import ImageRNG
 from fastdiff.diffusion.sampling import make_plan, noise_between, sample, sample_steps, slerp
 from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.images import grid

@@ -6,7 +6,8 @@ import torch
 from helpers import MU, STD, run, sample_gaussian
 
 from fastdiff.config import DiffusionConfig
-from fastdiff.diffusion.samplers import ImageRNG, dpm_solver_pp, dpm_solver_pp_2m
+from fastdiff.diffusion.rng import ImageRNG
+from fastdiff.diffusion.samplers import dpm_solver_pp, dpm_solver_pp_2m
 from fastdiff.diffusion.sampling import final_images
 from fastdiff.diffusion.schedule import NoiseSchedule
 

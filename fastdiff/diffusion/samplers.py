@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .rng import ImageRNG
 from .schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -31,23 +32,6 @@ class Step:
     x_t: torch.Tensor  # (B, C, H, W) sample after this step
     x0: torch.Tensor  # (B, C, H, W) clean image predicted at this step
     eps: torch.Tensor | None = None  # (B, C, H, W) noise predicted at this step (x0 and eps imply each other)
-
-
-class ImageRNG:
-    """One torch.Generator per image (EDM's StackedRandomGenerator): image i of a grid made with seed s
-    is image 0 of a grid made with seed s + i, so any image can be regenerated alone. The generators
-    are CPU ones and the noise is moved to the device after it is drawn, so that a seed gives the same
-    noise, and so the same image up to arithmetic rounding, on every device (CUDA's generator draws
-    other numbers than the CPU's for the same seed)."""
-
-    def __init__(self, seeds: list[int], device: torch.device | str = "cpu"):
-        self.device = torch.device(device)
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-
-    def randn(self, *shape: int) -> torch.Tensor:
-        """(num_images, *shape) standard normal noise on the device."""
-        noise = torch.stack([torch.randn(shape, generator=g) for g in self.generators])
-        return noise.to(self.device)
 
 
 def timestep_grid(num_timesteps: int, num_steps: int, t_start: int | None = None) -> list[int]:

@@ -15,7 +15,8 @@ from ..nn.cascade import upsample_condition
 from ..nn.unet import UNet
 from .cascade import Conditioned, Stage, check_stages, default_stages
 from .guidance import check_guidance, guided_denoiser
-from .samplers import SAMPLER_NAMES, SAMPLERS, ImageRNG, Step, check_sampler
+from .rng import ImageRNG
+from .samplers import SAMPLER_NAMES, SAMPLERS, Step, check_sampler
 from .schedule import NoiseSchedule
 
 
@@ -164,6 +165,7 @@ def noise_between(seeds: list[int], other_seeds: list[int], fraction: float, *sh
     return slerp(ImageRNG(seeds).randn(*shape), ImageRNG(other_seeds).randn(*shape), fraction)
 
 
+MAX_IMAGES = 16  # the most images of one interactive request: the app's and the web page's grids
 MAX_SEED = 2**31 - 1  # seeds stay signed 32-bit integers, which every tool (and a browser field) holds exactly
 
 

@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from ..data import dataset_label, load_dataset, to_model_range
 from ..device import autocast
 from ..diffusion.guidance import guided_denoiser
-from ..diffusion.samplers import ImageRNG, ddim, ddpm, dpm_solver_pp, dpm_solver_pp_2m, dpm_solver_pp_sde
+from ..diffusion.rng import ImageRNG
+from ..diffusion.samplers import ddim, ddpm, dpm_solver_pp, dpm_solver_pp_2m, dpm_solver_pp_sde
 from ..diffusion.schedule import NoiseSchedule
 from ..nn.checkpoint import load_model
 from ..report import machine, markdown_table

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 
 from ..diffusion.guidance import GuidedDenoiser
-from ..diffusion.samplers import SAMPLERS, ImageRNG
+from ..diffusion.rng import ImageRNG
+from ..diffusion.samplers import SAMPLERS
 from ..diffusion.schedule import NoiseSchedule
 from .toy2d import ToyDenoiser
 
