@@ -82,19 +82,24 @@ def test_the_precision_line_says_why(monkeypatch, units, variable, asked, line):
 
 def test_every_flag_has_help_that_shows_its_default(monkeypatch):
     monkeypatch.delenv("FASTDIFF_DATA", raising=False)  # the --data defaults' help names cifar10
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    lacking = []
-    for name, command in commands.choices.items():
-        formatter = command._get_formatter()
-        for action in command._actions:
-            if action.default == argparse.SUPPRESS:  # -h
-                continue
-            text = formatter._expand_help(action) if action.help else ""
-            default = action.default
-            shown = {str(default)} | ({f"{default:g}"} if isinstance(default, float) else set())
-            shows_default = "default" in text and any(s in text for s in shown)
-            if not text or (default is not None and default is not False and not shows_default):
-                lacking.append(f"{name} {action.option_strings or action.dest}: {text!r}")
+    lacking, parsers = [], [("", build_parser())]
+    while parsers:  # every command, and the commands under a command (export onnx|web)
+        prefix, parser = parsers.pop()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, command in commands.choices.items():
+            formatter = command._get_formatter()
+            for action in command._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    parsers.append((f"{prefix}{name} ", command))
+                if action.default == argparse.SUPPRESS:  # -h
+                    continue
+                text = formatter._expand_help(action) if action.help else ""
+                default = action.default
+                shown = {str(default)} | ({f"{default:g}"} if isinstance(default, float) else set())
+                shown |= {" ".join(map(str, default))} if isinstance(default, list) else set()
+                shows_default = "default" in text and any(s in text for s in shown)
+                if not text or (default is not None and default is not False and not shows_default):
+                    lacking.append(f"{prefix}{name} {action.option_strings or action.dest}: {text!r}")
     assert not lacking, "flags without help or without their default: " + "; ".join(lacking)
 
 
