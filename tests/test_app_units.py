@@ -139,7 +139,7 @@ def test_an_app_without_checkpoints_starts_and_says_so(tmp_path):
 def test_the_app_takes_its_checkpoints_from_the_flag_else_the_resolution_order(tmp_path, monkeypatch, capsys):
     served = []
     monkeypatch.setattr(app, "build_app", lambda backend: backend)
-    monkeypatch.setattr(app, "launch", lambda backend, host, port: served.append(backend.store.checkpoints_dir))
+    monkeypatch.setattr(app, "launch", lambda backend, host, port, web: served.append(backend.store.checkpoints_dir))
     monkeypatch.setattr(app.signal, "signal", lambda *args: None)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FASTDIFF_CHECKPOINTS", str(tmp_path / "shared"))

@@ -13,6 +13,7 @@ LAYERS = [  # lowest first
     {"export"},
     {"diffusion"},
     {"train", "eval", "lab"},
+    {"web"},
     {"bench", "app"},
     {"cli", "__main__", "__init__"},
 ]

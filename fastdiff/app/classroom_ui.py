@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..diffusion.sampling import MAX_IMAGES
 from ..lab.toy2d import DATASETS, TOY_DIFFUSION
 from .classroom import Classroom
 from .controls import free_dropdown
-from .generate import MAX_IMAGES, SAMPLER_LABELS
+from .generate import SAMPLER_LABELS
 from .lab2d import CLASSES, MAX_TRAIN_SECONDS
 from .live import LIVE_IMAGES, LIVE_SEEDS, Live
 from .sweep import DEFAULT_VALUES, SETTINGS

@@ -14,7 +14,7 @@ import torch
 from ..diffusion.frames import Progress, watch
 from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.samplers import SAMPLER_NAMES
-from ..diffusion.sampling import Plan, check_seed, class_labels, make_plan, sample_steps
+from ..diffusion.sampling import MAX_IMAGES, Plan, check_seed, class_labels, make_plan, sample_steps
 from ..diffusion.trajectory import Trajectory
 from .models import LoadedModel, ModelStore
 
@@ -23,7 +23,6 @@ from .models import LoadedModel, ModelStore
 DISTILLED_SAMPLER = "Distilled (one pass per step)"
 SAMPLER_LABELS = {name: key for key, name in SAMPLER_NAMES.items()} | {DISTILLED_SAMPLER: "ddim"}  # -> SAMPLERS keys
 DEFAULT_SAMPLER = SAMPLER_NAMES["dpm++sde"]  # fewest noise textures at 20 steps (issue 15, assets/diagnosis.md)
-MAX_IMAGES = 16
 PAGE_STEPS = 20  # the steps box's first value
 
 

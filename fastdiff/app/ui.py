@@ -16,6 +16,7 @@ from ..config import DiffusionConfig, TrainConfig
 from ..data import default_dataset
 from ..device import device_line, keep_freed_memory
 from ..diffusion.guidance import MAX_GUIDANCE
+from ..diffusion.sampling import MAX_IMAGES
 from ..diffusion.schedule import NoiseSchedule
 from ..nn.shipped import checkpoints_folder
 from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
@@ -24,9 +25,11 @@ from .classroom_ui import forward_panel, lab_tab, live_tab, quality_cost_panel, 
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
 from .controls import free_dropdown
 from .forward_strip import recognisable_t
-from .generate import DEFAULT_SAMPLER, MAX_IMAGES, PAGE_STEPS, SAMPLER_LABELS
+from .generate import DEFAULT_SAMPLER, PAGE_STEPS, SAMPLER_LABELS
 from .learn import EXPLANATION
 from .live import Live
+from .web import DEFAULT_SITE, web_routes
+from .web import PATH as WEB_PATH
 
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
 #learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
@@ -263,7 +266,10 @@ def build_app(backend: Backend) -> gr.Blocks:
     names, default = backend.store.names(), backend.store.default_name()
     classroom = Classroom(backend)
     with gr.Blocks(title="FastDiff", delete_cache=(3600, 3600)) as demo:  # hourly, files older than an hour
-        gr.Markdown("# FastDiff\nClass-conditional diffusion on CIFAR-10 (32x32), on your CPU.")
+        gr.Markdown(
+            "# FastDiff\nClass-conditional diffusion on CIFAR-10 (32x32), on your CPU. "
+            f"[In your browser]({WEB_PATH}/): the same models on your own device, no Python."
+        )
         with gr.Tab("Generate"):
             generate = generate_tab(backend, names, default)
             scrub_panel(classroom, generate["trajectory"], generate["event"])
@@ -300,9 +306,11 @@ def build_app(backend: Backend) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs):
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, web: Path = DEFAULT_SITE, **kwargs):
+    """Serve the app, and at /web the browser edition exported into the folder web."""
     demo.queue(default_concurrency_limit=SAMPLING_LIMIT)
-    return demo.launch(server_name=host, server_port=port, css=CSS, footer_links=["api"], **kwargs)
+    routes = {"routes": web_routes(web)}  # before Gradio's own routes, which would otherwise take /web
+    return demo.launch(server_name=host, server_port=port, css=CSS, footer_links=["api"], app_kwargs=routes, **kwargs)
 
 
 def stop_like_ctrl_c(signum, frame) -> None:
@@ -328,9 +336,15 @@ def main(argv: list[str] | None = None) -> None:
         help="the one dataset the Train tab may name besides uploads (default: $FASTDIFF_DATA, "
         "else cifar10, downloaded into data/)",
     )
+    parser.add_argument(
+        "--web",
+        type=Path,
+        default=DEFAULT_SITE,
+        help="the browser edition's folder, served at /web (`fastdiff export web --out site`; default %(default)s)",
+    )
     args = parser.parse_args(argv)
     keep_freed_memory()
     backend = Backend(checkpoints_folder(args.checkpoints)[0], args.runs, args.data, Path.cwd())
     print(device_line(backend.device, "auto"), flush=True)
     signal.signal(signal.SIGTERM, stop_like_ctrl_c)
-    launch(build_app(backend), args.host, args.port)
+    launch(build_app(backend), args.host, args.port, args.web)
