@@ -134,6 +134,14 @@ def serve(backend: Backend):
     demo = app.build_app(backend)
     port = free_port()
     app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    for page in browser_page(f"http://127.0.0.1:{port}/"):
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        yield page
+    demo.close()
+
+
+def browser_page(url: str):
+    """A headless Chromium page opened at url; the browser closes when the generator does."""
     from playwright import sync_api
 
     with sync_api.sync_playwright() as playwright:
@@ -149,11 +157,9 @@ def serve(backend: Backend):
             ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        page.goto(url)
         yield page
         browser.close()
-    demo.close()
 
 
 def set_steps(page, steps: int) -> None:
