@@ -23,7 +23,7 @@ from ..eval.cost import effective_nfe, format_nfe, measure_step_latency, stage_n
 from ..eval.records import read_eval, recorded_quality
 from ..images import grid, save_animations, save_image
 from ..nn.baseline import BaselineUNet
-from ..nn.checkpoint import CASCADE, DISTILLED, DISTILLED_2, read_config
+from ..nn.checkpoint import CASCADE, DISTILLED, DISTILLED_1, DISTILLED_2, read_config
 from ..report import machine, markdown_table
 from ..train.trainer import Trainer
 from .classroom import bench_classroom
@@ -218,7 +218,7 @@ class SampleJob:
 
 def sample_jobs(
     cascade: Path = Path("checkpoints") / CASCADE,
-    students: tuple[Path, ...] = (Path("checkpoints") / DISTILLED, Path("checkpoints") / DISTILLED_2),
+    students: tuple[Path, ...] = tuple(Path("checkpoints") / name for name in (DISTILLED, DISTILLED_2, DISTILLED_1)),
 ) -> list[SampleJob]:
     """The rows of the sampling table; the cascade's and each distilled student's rows when their
     checkpoints exist."""

@@ -95,7 +95,7 @@ def cascade_stages(args, model, schedule):
 def progress_description(plan: Plan, config: ModelConfig) -> str:
     """The progress bar's name: the sampler as given, or for a step-distilled student the grid it runs."""
     if config.distilled_steps:
-        return f"distilled ({plan.sampler}, {plan.num_steps} steps)"
+        return f"distilled ({plan.sampler}, {plan.num_steps} step{'s' if plan.num_steps > 1 else ''})"
     return plan.sampler
 
 

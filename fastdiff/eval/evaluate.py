@@ -312,6 +312,8 @@ SWEEP = [  # (label, checkpoint name, sampler, steps, guidance, stages, share of
     *[(f"distilled, DDIM-4, w={w}", "cifar10-distilled", "ddim", 4, float(w), 1, 1) for w in (0, 1, 3, 4)],
     ("distilled 2-step, DDIM-2 (one pass per step)", "cifar10-distilled-2", "ddim", 2, 2.0, 1, 1),
     *[(f"distilled 2-step, DDIM-2, w={w}", "cifar10-distilled-2", "ddim", 2, float(w), 1, 1) for w in (0, 1, 3, 4)],
+    ("distilled 1-step, DDIM-1 (one pass)", "cifar10-distilled-1", "ddim", 1, 2.0, 1, 1),
+    *[(f"distilled 1-step, DDIM-1, w={w}", "cifar10-distilled-1", "ddim", 1, float(w), 1, 1) for w in (0, 1, 3, 4)],
 ]
 RECORDED = {
     "cifar10-base": ("ddim", 50, 2.0, 1),
@@ -319,6 +321,7 @@ RECORDED = {
     "cifar10-cascade": ("ddim", 50, 2.0, 3),
     "cifar10-distilled": ("ddim", 4, 2.0, 1),
     "cifar10-distilled-2": ("ddim", 2, 2.0, 1),
+    "cifar10-distilled-1": ("ddim", 1, 2.0, 1),
 }  # the configuration each checkpoint's eval.json holds
 
 

@@ -22,12 +22,14 @@ CONFIG_NAME = "config.json"
 # The checkpoints shipped in checkpoints/: folder name -> what it is.
 BASE, ATTENTION, CASCADE, DISTILLED = "cifar10-base", "cifar10-attn", "cifar10-cascade", "cifar10-distilled"
 DISTILLED_2 = "cifar10-distilled-2"  # the 4-step student distilled on to 2 steps
+DISTILLED_1 = "cifar10-distilled-1"  # and on to 1 step
 SHIPPED = {
     BASE: "base model",
     ATTENTION: "attention variant",
     CASCADE: "cascade (2-3 stages)",
     DISTILLED: "distilled (4 DDIM steps, guidance in one pass)",
     DISTILLED_2: "distilled (2 DDIM steps, guidance in one pass)",
+    DISTILLED_1: "distilled (1 DDIM step, guidance in one pass)",
 }
 
 

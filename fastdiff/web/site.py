@@ -37,13 +37,13 @@ from ..diffusion.samplers import DEFAULT_STEPS
 from ..diffusion.sampling import MAX_IMAGES, MAX_SEED
 from ..eval.records import read_eval
 from ..export.onnx import ExportError, export_onnx, exportable_model, rounded_to_fp16
-from ..nn.checkpoint import ATTENTION, BASE, DISTILLED, DISTILLED_2, SHIPPED, read_full_config
+from ..nn.checkpoint import ATTENTION, BASE, DISTILLED, DISTILLED_1, DISTILLED_2, SHIPPED, read_full_config
 
 SOURCE = Path(__file__).resolve().parent  # the page's files and the runtime's pin
 PAGE_SUFFIXES = {".html", ".css", ".js"}
 RUNTIME_PACKAGE = "onnxruntime-web"
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-DEFAULT_MODELS = (BASE, DISTILLED, DISTILLED_2, ATTENTION)  # the cascade's stages are not exportable yet
+DEFAULT_MODELS = (BASE, DISTILLED, DISTILLED_2, DISTILLED_1, ATTENTION)  # the cascade's stages are not exportable yet
 CACHE_VARIABLE = "FASTDIFF_CACHE"
 SITE_FORMAT = 1
 CHECK = {"seed": 0, "t": 250, "class_label": 3, "guidance": 2.0}  # the page's load check: one image
