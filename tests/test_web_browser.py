@@ -5,7 +5,9 @@ live controls redraw to the picture of their last value; bad input and a damaged
 the page. The runtime is the pinned onnxruntime-web (downloaded once into $FASTDIFF_CACHE or
 ~/.cache/fastdiff)."""
 
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from fastdiff.diffusion.schedule import NoiseSchedule
 from fastdiff.images import to_uint8
 from fastdiff.nn.checkpoint import load_model
 from fastdiff.web.serve import serve_in_background
-from fastdiff.web.site import export_web
+from fastdiff.web.site import DEFAULT_MODELS, export_web
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -26,6 +28,7 @@ if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
 
 TOLERANCE = 2  # of 255, after conversion to uint8
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +171,51 @@ def test_a_damaged_model_is_named_on_the_page_and_the_others_still_work(page, si
         server.server_close()
         page.goto(site["url"])
         page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+
+
+def test_the_webgpu_build_runs_on_wasm_where_the_browser_has_no_webgpu(page, site, tmp_path):
+    folder = export_web(tmp_path / "site", [site["base"]], build="webgpu").folder
+    server, url = serve_in_background(folder)
+    try:
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+        assert "WASM" in page.inner_text("#backend")  # headless Chromium here offers no WebGPU adapter
+        assert generate(page, "DDIM", steps=3, images="1") == "done"
+        expected = python_images(site["base"], "ddim", 3, 2.0, 3, 1, 1)
+        assert np.abs(page_images(page).astype(int) - expected).max() <= TOLERANCE
+    finally:
+        server.shutdown()
+        server.server_close()
+        page.goto(site["url"])
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FASTDIFF_SCREENSHOTS"),
+    reason="retakes the README's screenshots only with FASTDIFF_SCREENSHOTS=assets",
+)
+def test_readme_screenshot_of_the_page_with_the_shipped_models(page, tmp_path):
+    folder = export_web(tmp_path / "site", [ROOT / "checkpoints" / name for name in DEFAULT_MODELS]).folder
+    server, url = serve_in_background(folder)
+    try:
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
+        page.wait_for_function("document.body.dataset.live === 'done'", timeout=60_000)
+        class_index = page.evaluate(
+            "Array.from(document.querySelector('#class').options).find(o => o.text === 'frog').value"
+        )
+        assert (
+            generate(
+                page, "DPM-Solver++", steps=20, images="16", seed="0", class_index=class_index, model="cifar10-base"
+            )
+            == "done"
+        )
+        page.fill("#replay", "10")
+        page.dispatch_event("#replay", "input")
+        page.wait_for_timeout(500)
+        shots = ROOT / os.environ["FASTDIFF_SCREENSHOTS"]
+        page.screenshot(path=str(shots / "web-page.png"), full_page=True)
+    finally:
+        server.shutdown()
+        server.server_close()

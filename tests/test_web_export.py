@@ -35,7 +35,7 @@ def fake_tarball() -> bytes:
     """An npm-style tarball holding the runtime files the export copies (a few bytes each)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name in site.RUNTIME_FILES:
+        for name in {name for files in site.RUNTIMES.values() for name in files}:
             data = f"// stand-in for {name}\n".encode()
             info = tarfile.TarInfo(f"package/dist/{name}")
             info.size = len(data)
@@ -85,7 +85,7 @@ def test_the_site_holds_the_page_runtime_models_and_site_json(tmp_path, runtime,
     assert code == 0 and "models/tiny-student.onnx" in printed and printed.count("\n") == 2
     folder = tmp_path / "site"
     assert (folder / "index.html").is_file() and (folder / "worker.js").is_file()
-    assert sorted(p.name for p in (folder / "runtime").iterdir()) == sorted(site.RUNTIME_FILES)
+    assert sorted(p.name for p in (folder / "runtime").iterdir()) == sorted(site.RUNTIMES["wasm"])
     config = json.loads((folder / "site.json").read_text())
     assert config["runtime"]["module"] == "runtime/ort.wasm.min.mjs" and config["limits"]["max_images"] == 16
     base, student = config["models"]
@@ -105,6 +105,14 @@ def test_the_site_holds_the_page_runtime_models_and_site_json(tmp_path, runtime,
         (output,) = session.run(None, inputs)
         assert np.abs(output.flatten()[: site.CHECK_HEAD] - check["output_head"]).max() < 1e-4
         assert abs(np.abs(output).mean() - check["output_mean_abs"]) < 1e-5
+
+
+def test_webgpu_ships_the_runtime_build_with_the_webgpu_provider(tmp_path, runtime, checkpoints):
+    folder = tmp_path / "site"
+    assert export(folder, checkpoints[:1], "--webgpu")[0] == 0
+    assert sorted(p.name for p in (folder / "runtime").iterdir()) == sorted(site.RUNTIMES["webgpu"])
+    described = json.loads((folder / "site.json").read_text())["runtime"]
+    assert described["webgpu"] and described["module"] == "runtime/ort.webgpu.min.mjs"
 
 
 def test_the_runtime_is_downloaded_once_then_taken_from_the_cache(tmp_path, runtime, checkpoints):

@@ -59,6 +59,12 @@ def add_parser(commands) -> None:
         help="the onnxruntime-web tarball from npm, for a machine without network (default: downloaded once "
         "and cached in $FASTDIFF_CACHE, else ~/.cache/fastdiff; checked against fastdiff/web/package-lock.json)",
     )
+    web.add_argument(
+        "--webgpu",
+        action="store_true",
+        help="ship onnxruntime-web's WebGPU build: the GPU where the browser offers WebGPU, WASM elsewhere "
+        "(+14 MB; the default WASM build runs on the CPU everywhere)",
+    )
     web.set_defaults(run=run_web)
 
 
@@ -79,7 +85,7 @@ def run_web(args) -> None:
     from ..web.site import export_web
 
     checkpoints = [find_checkpoint(model, args.checkpoints) for model in args.models]
-    site = export_web(args.out, checkpoints, args.runtime)
+    site = export_web(args.out, checkpoints, args.runtime, "webgpu" if args.webgpu else "wasm")
     models = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in site.files.items() if name.startswith("models/"))
     print(f"{site.folder}: {len(site.files)} files, {site.size / 1e6:.1f} MB ({models})")
     print(f"serve it with `python -m fastdiff.web.serve {site.folder}` or `python app.py` (at /web)")

@@ -5,8 +5,8 @@ files it runs on, each model as ONNX with fp16 weights, and site.json, what the 
       index.html, style.css, *.js    the page and its modules, copied from fastdiff/web
       site.json                      class names, limits, and per model its config, schedule and check
       models/<checkpoint>.onnx       fastdiff/export/onnx.py's graph, checked against PyTorch
-      runtime/                       onnxruntime-web's WASM build, from the npm package pinned in
-                                     fastdiff/web/package-lock.json
+      runtime/                       onnxruntime-web's WASM build (or its WebGPU build), from the npm
+                                     package pinned in fastdiff/web/package-lock.json
 
 The runtime comes from the npm registry's tarball, checked against the lock file's sha512 integrity and
 kept in a cache folder, so a teacher needs Python only, and network once; `runtime_tarball` takes a copy
@@ -42,7 +42,12 @@ from ..nn.checkpoint import ATTENTION, BASE, DISTILLED, DISTILLED_1, DISTILLED_2
 SOURCE = Path(__file__).resolve().parent  # the page's files and the runtime's pin
 PAGE_SUFFIXES = {".html", ".css", ".js"}
 RUNTIME_PACKAGE = "onnxruntime-web"
-RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# The runtime builds a site can ship, each its module first: WASM only (15 MB), or the build with the WebGPU
+# execution provider, whose WASM binary also serves browsers without WebGPU (29 MB).
+RUNTIMES = {
+    "wasm": ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"),
+    "webgpu": ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"),
+}
 DEFAULT_MODELS = (BASE, DISTILLED, DISTILLED_2, DISTILLED_1, ATTENTION)  # the cascade's stages are not exportable yet
 CACHE_VARIABLE = "FASTDIFF_CACHE"
 SITE_FORMAT = 1
@@ -107,10 +112,10 @@ def runtime_tarball_bytes(tarball: Path | None = None) -> bytes:
     return data
 
 
-def runtime_files(tarball: Path | None = None) -> dict[str, bytes]:
-    """RUNTIME_FILES from the tarball's dist folder."""
+def runtime_files(build: str, tarball: Path | None = None) -> dict[str, bytes]:
+    """The files of RUNTIMES[build] from the tarball's dist folder."""
     with tarfile.open(fileobj=io.BytesIO(runtime_tarball_bytes(tarball)), mode="r:gz") as archive:
-        return {name: archive.extractfile(f"package/dist/{name}").read() for name in RUNTIME_FILES}
+        return {name: archive.extractfile(f"package/dist/{name}").read() for name in RUNTIMES[build]}
 
 
 def load_check(checkpoint: Path) -> dict:
@@ -157,15 +162,15 @@ def model_entry(checkpoint: Path, file: str, size: int) -> dict:
     }
 
 
-def site_json(models: list[dict], class_names: list[str]) -> dict:
+def site_json(models: list[dict], class_names: list[str], build: str) -> dict:
     version, _, _ = runtime_pin()
     return {
         "format": SITE_FORMAT,
         "runtime": {
             "package": RUNTIME_PACKAGE,
             "version": version,
-            "module": f"runtime/{RUNTIME_FILES[0]}",
-            "webgpu": False,
+            "module": f"runtime/{RUNTIMES[build][0]}",
+            "webgpu": build == "webgpu",
         },
         "class_names": class_names,
         "limits": {"max_images": MAX_IMAGES, "max_guidance": MAX_GUIDANCE, "max_seed": MAX_SEED},
@@ -184,14 +189,14 @@ def check_out_folder(out: Path) -> None:
         raise ExportError(f"--out {out}: the folder {out.parent} does not exist")
 
 
-def build_site(folder: Path, checkpoints: list[Path], runtime_tarball: Path | None) -> None:
+def build_site(folder: Path, checkpoints: list[Path], runtime_tarball: Path | None, build: str) -> None:
     page = [path for path in sorted(SOURCE.iterdir()) if path.suffix in PAGE_SUFFIXES]
     if not page:
         raise ExportError(f"{SOURCE}: the page's files are missing from this installation")
     for path in page:
         shutil.copy2(path, folder / path.name)
     (folder / "runtime").mkdir()
-    for name, data in runtime_files(runtime_tarball).items():
+    for name, data in runtime_files(build, runtime_tarball).items():
         (folder / "runtime" / name).write_bytes(data)
     (folder / "models").mkdir()
     entries, class_names = [], None
@@ -203,11 +208,14 @@ def build_site(folder: Path, checkpoints: list[Path], runtime_tarball: Path | No
         if class_names is not None and names != class_names:
             raise ExportError(f"{checkpoint}: its classes differ from the other models'; export them separately")
         class_names = names
-    (folder / "site.json").write_text(json.dumps(site_json(entries, class_names), indent=1) + "\n")
+    (folder / "site.json").write_text(json.dumps(site_json(entries, class_names, build), indent=1) + "\n")
 
 
-def export_web(out: Path, checkpoints: list[Path], runtime_tarball: Path | None = None) -> WebExport:
-    """Write the site for checkpoints into out (replacing an earlier export there)."""
+def export_web(
+    out: Path, checkpoints: list[Path], runtime_tarball: Path | None = None, build: str = "wasm"
+) -> WebExport:
+    """Write the site for checkpoints into out (replacing an earlier export there), with the runtime build
+    RUNTIMES[build]."""
     out = Path(out)
     check_out_folder(out)
     if not checkpoints:
@@ -216,7 +224,7 @@ def export_web(out: Path, checkpoints: list[Path], runtime_tarball: Path | None 
         raise ExportError("two checkpoints share a folder name; each model's file is named after its folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        build_site(staging, [Path(path) for path in checkpoints], runtime_tarball)
+        build_site(staging, [Path(path) for path in checkpoints], runtime_tarball, build)
         os.chmod(staging, 0o755)
         if out.exists():
             previous = staging.with_name(staging.name + ".old")
