@@ -114,7 +114,7 @@ def time_runs(
 ) -> list[dict]:
     """time_run for several configurations in one process: all are warmed up, then each is timed once per
     round, taking turns, so that a drift of the machine's speed over minutes falls on all alike; the
-    fastest round of each."""
+    fastest round of each, with every round's seconds (rounds_s)."""
     warmups = []
     for run in runs:
         start = time.perf_counter()
@@ -125,7 +125,8 @@ def time_runs(
         for run, timing in zip(runs, timings):
             timing.append(_timed(run, sampler, steps, timed_steps))
     return [
-        min(timing, key=lambda result: result["seconds"]) | {"warmup_s": warmup}
+        min(timing, key=lambda result: result["seconds"])
+        | {"warmup_s": warmup, "rounds_s": [result["seconds"] for result in timing]}
         for timing, warmup in zip(timings, warmups)
     ]
 

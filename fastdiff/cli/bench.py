@@ -1,5 +1,5 @@
 """`fastdiff bench`: sampling and training speed, the profile, the classroom's costs, the cascade's speed
-and quality, and the GPU check; tables to assets/."""
+and quality, the GPU check, and the browser edition's speed; tables to assets/."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ def add_parser(commands) -> None:
     )
     bench.add_argument(
         "what",
-        choices=("sample", "train", "profile", "classroom", "all", "cascade", "gpu"),
+        choices=("sample", "train", "profile", "classroom", "web", "all", "cascade", "gpu"),
         help="profile: op shares and FLOP/s of a guided forward pass; classroom: the replay's and the 2D lab's "
-        "costs; cascade: single resolution vs 2- and "
-        "3-stage cascades, speed and quality; gpu: the GPU check "
+        "costs; web: the exported browser edition in headless Chromium beside PyTorch on the same CPU (all "
+        "includes it where Chromium, Playwright and the export packages are installed); cascade: single "
+        "resolution vs 2- and 3-stage cascades, speed and quality; gpu: the GPU check "
         "(CUDA graph vs plain sampling, training per precision, same-seed difference to the CPU)",
     )
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go (default %(default)s)")
@@ -45,10 +46,35 @@ def add_parser(commands) -> None:
     bench.add_argument(
         "--sweep-n", type=int, default=200, help="cascade: samples per sweep candidate (default %(default)s)"
     )
+    bench.add_argument(
+        "--site",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="web: measure this existing export (fastdiff export web --out DIR) instead of exporting the "
+        "shipped models into a temporary folder",
+    )
+    bench.add_argument(
+        "--repeats", type=int, default=3, help="web: timed runs per measurement, median reported (default %(default)s)"
+    )
+    from ..bench.web import CHROMIUM
+
+    bench.add_argument("--chromium", default=CHROMIUM, help="web: the Chromium executable (default %(default)s)")
     bench.set_defaults(run=run)
 
 
+def run_web(args) -> None:
+    from ..bench.web import bench_web
+
+    print(bench_web(args.assets, args.site, args.checkpoints, args.repeats, args.chromium))
+
+
 def run(args) -> None:
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    if args.what == "web":
+        run_web(args)
+        return
     if args.what == "gpu":
         from ..bench.gpu import check
         from ..device import resolve_device
@@ -57,8 +83,14 @@ def run(args) -> None:
         return
     if args.what != "cascade":
         from ..bench.runner import run as run_benchmark
+        from ..bench.web import missing
 
+        skip_web = args.what == "all" and missing(args.chromium, export=args.site is None)
+        if skip_web:  # said first, not after the other tables' minutes
+            print(f"bench all: web skipped, {skip_web}")
         run_benchmark(args.what, args.assets)
+        if args.what == "all" and not skip_web:
+            run_web(args)
         return
     from ..bench.cascade import compare
     from ..nn.shipped import EVALUATOR_HINT, checkpoints_folder, find_checkpoint
