@@ -195,7 +195,7 @@ def web_table(page: dict, python: dict[str, dict], site: dict, student: dict) ->
     models = f"{len(site['models'])} models loaded and checked (fresh browser context)"
     rows = [row(f"page ready: navigation to state ready, {models}", f"{spread(page['ready_s'])}, {loading}; {backend}")]
     for key, label in (
-        ("student", f"{student['name']} ({student['distilled_steps']} steps)"),
+        ("student", f"{student['name']} ({student['distilled_steps']} step{'s' * (student['distilled_steps'] > 1)})"),
         ("dpm", f"{BASE} {DPM_SAMPLER} {DPM_STEPS}, guided"),
     ):
         seconds = [run["seconds"] for run in page[key]]
