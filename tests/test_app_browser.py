@@ -138,12 +138,15 @@ def shipped_pages(tmp_path, needed: str):
 @readme_screenshots
 def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
     for page, shot in shipped_pages(tmp_path, "cifar10-base"):
+        # the class list arrives with the page's load event: typing before it would be overwritten
+        sync_api.expect(page.get_by_label("class", exact=True).first).to_have_value("airplane", timeout=30_000)
         page.get_by_label("class", exact=True).first.fill("frog")
         page.get_by_label("class", exact=True).first.press("Enter")
         page.get_by_label("DDIM", exact=True).check()
         set_steps(page, 50)
         page.locator("#generate").click()
         page.get_by_text("done: step 50/50").wait_for(timeout=120_000)
+        page.get_by_text("writing the GIF and MP4").wait_for(state="hidden", timeout=60_000)  # they follow the grid
         time.sleep(1)
         shot(page, "generate")
         page.get_by_role("tab", name="Compare").click()
