@@ -138,8 +138,7 @@ def load_check(checkpoint: Path) -> dict:
     }
 
 
-def model_entry(checkpoint: Path, file: str, size: int) -> dict:
-    model_config, diffusion_config, _, cascade = read_full_config(checkpoint)
+def model_entry(checkpoint: Path, file: str, size: int, model_config, diffusion_config) -> dict:
     if model_config.image_channels != 3 or not model_config.num_classes:
         raise ExportError(f"{checkpoint}: the page draws class-conditional RGB images; this checkpoint is not one")
     record = read_eval(checkpoint)
@@ -202,9 +201,10 @@ def build_site(folder: Path, checkpoints: list[Path], runtime_tarball: Path | No
     entries, class_names = [], None
     for checkpoint in checkpoints:
         file = f"models/{checkpoint.name}.onnx"
+        model_config, diffusion_config, *_ = read_full_config(checkpoint)
         exported = export_onnx(checkpoint, folder / file, fp16=True)
-        entries.append(model_entry(checkpoint, file, exported.size))
-        names = list(read_full_config(checkpoint)[0].class_names)
+        entries.append(model_entry(checkpoint, file, exported.size, model_config, diffusion_config))
+        names = list(model_config.class_names)
         if class_names is not None and names != class_names:
             raise ExportError(f"{checkpoint}: its classes differ from the other models'; export them separately")
         class_names = names
