@@ -62,13 +62,24 @@ def keep_freed_memory() -> bool:
         return False
 
 
+def resident_mb(pid: int | str = "self") -> float | None:
+    """A process's resident memory now in MiB (VmRSS from /proc); None without /proc (not Linux)."""
+    return proc_status_mb(pid, "VmRSS")
+
+
+def proc_status_mb(pid: int | str, field: str) -> float | None:
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        return None
+    return int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith(field))) / 1024
+
+
 def peak_resident_mb(pid: int | str = "self") -> float | None:
     """A process's peak resident memory in MiB: VmHWM from /proc, which starts afresh when the process
     executes (getrusage's ru_maxrss of a spawned process also counts its parent's memory at the fork);
     without /proc, ru_maxrss for this process and None for another."""
-    status = Path(f"/proc/{pid}/status")
-    if status.exists():
-        return int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM"))) / 1024
+    if Path("/proc").is_dir():
+        return proc_status_mb(pid, "VmHWM")
     if pid != "self":
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)

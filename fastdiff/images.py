@@ -20,7 +20,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def grid(images: torch.Tensor, columns: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
     """Tile a batch into one (H, W, 3) uint8 picture, columns = ceil(sqrt(B)) by default."""
-    tiles = to_uint8(images)
+    return tile(to_uint8(images), columns, pad, scale)
+
+
+def tile(tiles: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
+    """grid of (B, H, W, 3) uint8 pictures."""
     count, h, w, _ = tiles.shape
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)

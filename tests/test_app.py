@@ -1,6 +1,7 @@
 """The app end to end through gradio_client on a tiny checkpoint, served in-process on a free port."""
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,12 +19,12 @@ from fastdiff.eval.cost import effective_nfe
 pytestmark = pytest.mark.slow  # a served app
 
 
-def test_generation_returns_the_grid_png_gif_and_mp4(served):
+def test_generation_returns_the_grid_and_its_png(served):
     _, client = served
     _, status, final, downloads = generate(client)
     assert status.startswith("done: step 10/10")
     assert np.asarray(Image.open(final)).shape == (4 * (2 * 34 + 2), 4 * (2 * 34 + 2), 3)
-    assert [p.rsplit("/", 1)[1] for p in downloads] == ["samples.png", "denoising.gif", "denoising.mp4"]
+    assert [p.rsplit("/", 1)[1] for p in downloads] == ["samples.png"]
     assert Image.open(downloads[0]).size == (2 * 34 + 2, 2 * 34 + 2)
 
 
@@ -250,3 +251,24 @@ def test_cancel_stops_the_sampler_on_the_server(served):
         assert len(calls) == count < 50
     finally:
         del model.forward
+
+
+def test_a_request_waiting_for_a_lane_shows_its_place_in_line(served):
+    backend, client = served
+    model = backend.store.load("cifar10-base").model
+    released, forward = threading.Event(), model.forward
+    model.forward = lambda *args, **kwargs: (released.wait(60), forward(*args, **kwargs))[1]
+    try:
+        busy = [client.submit(*{**GOOD, "steps": steps}.values(), api_name="/generate") for steps in (3, 4)]
+        wait_until(lambda: len(backend.sampling.running) == 2, 60, "both lanes to be busy")
+        waiting = client.submit(*{**GOOD, "steps": 5}.values(), api_name="/generate")
+        wait_until(lambda: any("1st in line" in o[1] for o in waiting.outputs()), 60, "the place in line")
+        other = Client(client.src, verbose=False, download_files=client.output_dir)  # a cancel ends all of a session's
+        leaving = other.submit(*{**GOOD, "steps": 6}.values(), api_name="/generate")
+        wait_until(lambda: any("2nd in line" in o[1] for o in leaving.outputs()), 60, "the second place")
+        leaving.cancel()
+        wait_until(lambda: len(backend.sampling.waiting) == 1, 10, "the cancelled request to leave the line")
+    finally:
+        released.set()
+        del model.forward
+    assert waiting.result()[1].startswith("done: step 5/5") and all(job.result()[1].startswith("done") for job in busy)

@@ -57,8 +57,8 @@ def test_generate_streams_intermediate_frames_before_the_final_grid(page, screen
     assert len(frames) >= 2, f"only {len(frames)} distinct frame(s) arrived before the final grid"
     page.get_by_text("done: step 300/300").wait_for()
     sync_api.expect(page.locator("#final img")).to_have_attribute("src", re.compile(r"\S"))
-    # the event ends once the GIF and MP4 are written; until then a click on Generate is ignored
-    sync_api.expect(page.locator("#status")).not_to_contain_text("writing", timeout=60_000)
+    page.locator("#make-animations").click()
+    sync_api.expect(page.locator("#animations")).to_contain_text(re.compile(r"denoising\s*\.mp4"), timeout=60_000)
     screenshot(page, "generate")
 
 
@@ -146,7 +146,8 @@ def test_readme_screenshots_with_the_shipped_checkpoints(tmp_path):
         set_steps(page, 50)
         page.locator("#generate").click()
         page.get_by_text("done: step 50/50").wait_for(timeout=120_000)
-        page.get_by_text("writing the GIF and MP4").wait_for(state="hidden", timeout=60_000)  # they follow the grid
+        page.locator("#make-animations").click()
+        sync_api.expect(page.locator("#animations")).to_contain_text(re.compile(r"denoising\s*\.mp4"), timeout=60_000)
         time.sleep(1)
         shot(page, "generate")
         page.get_by_role("tab", name="Compare").click()

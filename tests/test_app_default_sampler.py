@@ -4,14 +4,15 @@ Generate page and first among Compare's defaults, with the deterministic sampler
 from helpers import request
 
 from fastdiff.app.compare import default_configs
-from fastdiff.app.generate import DEFAULT_SAMPLER, SAMPLER_LABELS, stream
+from fastdiff.app.generate import DEFAULT_SAMPLER, SAMPLER_LABELS, run_steps, stream
 
 
 def test_default_sampler_is_offered_and_runs_stochastically(store):  # noqa: F811
     assert SAMPLER_LABELS[DEFAULT_SAMPLER] == "dpm++sde"
     checked = request(store, sampler_label=DEFAULT_SAMPLER, steps=6, eta=0.7)
     assert checked.plan.sampler == "dpm++sde" and checked.plan.eta == 0.0  # eta is DDIM's alone
-    progress = list(stream(store.load("cifar10-base"), checked, "fp32", [], interval=0.0))
+    loaded = store.load("cifar10-base")
+    progress = list(stream(run_steps(loaded, checked, "fp32"), loaded, checked, interval=0.0))
     assert progress[-1].step.index == 5 and progress[-1].step.x_t.shape == (3, 3, 32, 32)
 
 

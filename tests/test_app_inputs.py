@@ -65,6 +65,7 @@ def test_the_api_page_lists_the_page_actions_with_named_outputs_and_free_text_cl
     info = client.view_api(return_format="dict", print_info=False)
     endpoints = info["named_endpoints"]
     assert sorted(endpoints) == [
+        "/animations",
         "/compare",
         "/generate",
         "/lab_field",

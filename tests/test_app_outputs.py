@@ -1,9 +1,10 @@
-"""Generate shows the final grid as soon as sampling ends and writes the GIF and MP4 after it; the
-bench row that times both."""
+"""Generate shows the final grid as soon as sampling ends, and makes the GIF and MP4 only when asked,
+from the run kept for replay; the bench row that times both."""
 
 import numpy as np
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 from helpers import make_tiny_checkpoint
 from PIL import Image
 
@@ -31,17 +32,23 @@ def names(paths) -> list[str]:
     return [p.rsplit("/", 1)[1] for p in paths]
 
 
-def test_the_grid_is_shown_before_the_animations_are_written(client):
+def test_the_grid_ends_the_run_and_the_animations_are_made_when_asked(client):
+    with pytest.raises(AppError, match="Press Generate first"):
+        client.predict(api_name="/animations")
     job = client.submit(*SETTINGS, api_name="/generate")
     _, status, final, downloads = job.result()
-    first_grid = next(output for output in job.outputs() if isinstance(output[2], str))
-    assert names(first_grid[3]) == ["samples.png"] and "writing the GIF and MP4" in first_grid[1]
-    assert status.startswith("done: step 6/6") and "writing" not in status
-    assert names(downloads) == ["samples.png", "denoising.gif", "denoising.mp4"]
-    assert np.array_equal(np.asarray(Image.open(final)), np.asarray(Image.open(first_grid[2])))
+    assert status.startswith("done: step 6/6") and names(downloads) == ["samples.png"]
+    files, note = client.predict(api_name="/animations")  # the same session: its kept run
+    assert note == "" and names(files) == ["denoising.gif", "denoising.mp4"]
+    gif = Image.open(files[0])
+    side = 2 * (2 * 34 + 2)  # a 2x2 grid twice enlarged
+    assert gif.n_frames == 6 and gif.size == (2 * side + 8, side)  # x_t | x0 after each of the 6 steps
+    gif.seek(5)
+    last = np.asarray(gif.convert("RGB"))[:, :side]
+    assert np.abs(last.astype(int) - np.asarray(Image.open(final).resize(last.shape[1::-1], 0))).mean() < 8
 
 
-def test_the_last_frame_and_the_grid_are_shown_again_as_files(tmp_path):
+def test_the_last_frame_and_the_grid_are_shown_as_files(tmp_path):
     """Gradio writes a repeated array again over the cached copy it may still be sending (the page or
     the client then reads a short file); a file it copies into its cache once."""
     make_tiny_checkpoint(tmp_path / "checkpoints" / "cifar10-base")
@@ -52,8 +59,8 @@ def test_the_last_frame_and_the_grid_are_shown_again_as_files(tmp_path):
             frames.append(live)
         elif status.startswith("done"):  # read while the run still holds its folder
             shown.append((live, final, np.asarray(Image.open(live)), np.asarray(Image.open(final))))
-    (live, final, picture, grid_picture), again = shown
-    assert again[:2] == (live, final) and live.endswith(".bmp") and final.endswith(".png")
+    ((live, final, picture, grid_picture),) = shown
+    assert live.endswith(".bmp") and final.endswith(".png")
     assert np.array_equal(picture, frames[-1]) and grid_picture.shape == (4 * (2 * 34 + 2),) * 2 + (3,)
 
 

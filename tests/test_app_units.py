@@ -13,7 +13,7 @@ from helpers import make_tiny_checkpoint, request
 from fastdiff.app import ui as app
 from fastdiff.app.backend import Backend
 from fastdiff.app.compare import CASCADE_CONFIG, DISTILLED_CONFIG, default_configs, quality, run_all
-from fastdiff.app.generate import DISTILLED_SAMPLER, PAGE_STEPS, Request, make_request, stream
+from fastdiff.app.generate import DISTILLED_SAMPLER, PAGE_STEPS, Request, make_request, run_steps, stream
 from fastdiff.app.learn import noised, schedule_figure
 from fastdiff.diffusion.cascade import Stage
 from fastdiff.diffusion.sampling import Plan
@@ -65,12 +65,10 @@ def test_request_settings(store):
 def test_stream_sends_a_bounded_number_of_frames_and_always_the_last(store):
     ticks = itertools.count()
     clock = lambda: next(ticks) * 0.01  # noqa: E731 (each step takes 10 ms of fake time)
-    animation = []
-    runner = stream(store.load("cifar10-base"), request(store, steps=50), "fp32", animation, interval=0.1, clock=clock)
-    sent = list(runner)
+    loaded, made = store.load("cifar10-base"), request(store, steps=50)
+    sent = list(stream(run_steps(loaded, made, "fp32"), loaded, made, interval=0.1, clock=clock))
     assert 5 <= len(sent) <= 7  # 50 steps of 10 ms at <= 10 frames/s, plus the last step
     assert sent[-1].step.index == 49 and sent[-1].step.x_t.shape == (3, 3, 32, 32)
-    assert len(animation) == 50  # 50 steps <= 40 * 2: every step kept for the GIF
     assert sent[0].picture.shape == (2 * 34 + 2, 2 * (2 * 34 + 2) + 4, 3)
 
 
@@ -80,7 +78,8 @@ def test_a_cascade_streams_the_first_frame_of_every_stage_at_the_final_size(stor
     assert [(s.resolution, s.nfe) for s in made.plan.stages] == [(8, 5), (16, 4), (32, 5)]  # 10 plain steps, scaled
     with pytest.raises(ValueError, match="stage 1 .* needs a truncation point"):
         make_request(loaded, "b", "DDIM", 1, 2.0, 0.0, 5, 2, num_stages=3)
-    sent = list(stream(loaded, made, "fp32", [], interval=math.inf))  # only the throttle's exceptions
+    # interval inf: only the throttle's exceptions are sent
+    sent = list(stream(run_steps(loaded, made, "fp32"), loaded, made, interval=math.inf))
     assert [(p.step.index, p.stage) for p in sent] == [
         (0, "stage 1/3 at 8x8"),
         (5, "stage 2/3 at 16x16"),

@@ -23,11 +23,14 @@ import gradio as gr
 from ..config import CascadeConfig, DiffusionConfig, ModelConfig, TrainConfig
 from ..data import DOWNLOADABLE, IMAGE_SUFFIXES, DataError
 from ..device import resolve_device, resolve_precision
+from ..diffusion.frames import FRAME_INTERVAL
+from ..diffusion.replay import NO_RUN, animation_frames
 from ..diffusion.schedule import NoiseSchedule
 from ..diffusion.trajectory import Trajectory
 from ..images import grid, save_animations, save_image, to_uint8
 from ..nn.checkpoint import CheckpointError, read_config
 from ..train.trainer import warm_start_prediction
+from .batching import SamplingQueue, in_line
 from .compare import run_all, speed_figure
 from .generate import DISTILLED_SAMPLER, PAGE_STEPS, make_request, serving_checkpoint, stream, whole_number
 from .learn import noised, schedule_figure
@@ -36,7 +39,8 @@ from .train import TrainingSession
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 NO_WARM_START = "none (from scratch)"
-WRITING = "writing the GIF and MP4..."
+STATE_TTL = 3600  # seconds a session's kept run, picture and 2D model live after they were last set
+SESSIONS_KEPT = 64  # sessions whose state the app keeps (Gradio's state_session_capacity too): a class's pages
 CANCEL_WAIT = 30  # seconds: the longest Cancel waits for a run to end its current step and close
 NO_PICTURE = "Upload a picture, or press 'use the last generated image' after a generation."
 
@@ -73,7 +77,9 @@ class Backend:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fastdiff-app-"))
         weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)  # also at exit
         self.training = TrainingSession(self.device)
-        self.sampling_runs: dict[str | None, SamplingRun] = {}  # by Gradio session
+        self.sampling = SamplingQueue(self.device)
+        self.sampling_runs: dict[str | None, SamplingRun] = {}  # by Gradio session, the latest last
+        self.sessions_lock = threading.Lock()
 
     # -- checkpoints ---------------------------------------------------------------------------------
 
@@ -127,7 +133,12 @@ class Backend:
     ):
         """Yield (live frame, status, final grid, download paths, first image, run kept for replay) while
         sampling."""
-        run = self.sampling_runs[session.session_hash if session else None] = SamplingRun()
+        run, key = SamplingRun(), session.session_hash if session else None
+        with self.sessions_lock:
+            self.sampling_runs.pop(key, None)
+            self.sampling_runs[key] = run
+            while len(self.sampling_runs) > SESSIONS_KEPT:  # the oldest first: pages a browser never closed
+                self.sampling_runs.pop(next(iter(self.sampling_runs)))
         try:
             for outputs in self._generate(
                 checkpoint, class_name, sampler, steps, guidance, attention, stages, seed, num_images, eta
@@ -147,30 +158,42 @@ class Backend:
             name = serving_checkpoint(self.store, checkpoint, sampler, bool(attention), num_stages, steps)
             loaded = self.store.load(name)
             request = make_request(loaded, class_name, sampler, steps, guidance, eta, seed, num_images, num_stages)
-        animation, progress = [], None
-        trajectory = Trajectory(loaded.schedule, len(request.plan.stages))
-        yield None, f"sampling with `{name}`...", None, None, gr.skip(), gr.skip()
-        for progress in stream(loaded, request, self.precision, animation, trajectory):
-            stage = f"{progress.stage} · " if progress.stage else ""
-            status = (
-                f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
-                f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
-            )
-            yield progress.picture, status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        job, progress = self.sampling.submit(loaded, request, self.precision), None
+        try:
+            for place in self.sampling.wait(job):
+                yield None, f"{in_line(place)} · `{name}`", None, None, gr.skip(), gr.skip()
+            trajectory = Trajectory(loaded.schedule, len(request.plan.stages))
+            yield None, f"sampling with `{name}`...", None, None, gr.skip(), gr.skip()
+            # the live frames of all the pages together, at most 1 / FRAME_INTERVAL a second: fewer each under load
+            interval = FRAME_INTERVAL * max(1, self.sampling.running_jobs())
+            for progress in stream(job.results(), loaded, request, trajectory, interval=interval):
+                stage = f"{progress.stage} · " if progress.stage else ""
+                status = (
+                    f"step {progress.step.index + 1}/{progress.step.num_steps} · {stage}{progress.seconds:.1f} s · "
+                    f"{progress.images_per_sec:.2f} images/s · `{name}`, {request.plan.sampler}"
+                )
+                yield progress.picture, status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        finally:
+            self.sampling.cancel(job)  # out of line if still waiting; nothing once it has finished
         images, first_image = progress.step.x_t, to_uint8(progress.step.x_t[:1])[0]
         # Gradio copies the files into its cache before it asks for more; then the folder goes.
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
             png, picture, final = (Path(folder) / name for name in ("samples.png", "last-frame.bmp", "grid.png"))
             save_image(grid(images), png)
-            # The last frame and the final grid, shown twice, go to the page as files: Gradio copies a file
-            # into its cache once, but writes an array again, over the copy it may still be sending.
+            # The last frame and the final grid go to the page as files: Gradio copies a file into its cache
+            # once, but writes an array again, over the copy it may still be sending.
             save_image(progress.picture, picture)
             save_image(grid(images, scale=4), final)
-            writing = f"done: {status}\n\n{WRITING}"
-            yield str(picture), writing, str(final), [str(png)], first_image, trajectory
-            paths, note = save_animations(animation, Path(folder))
-            done = f"done: {status}" + (f"\n\n{note}" if note else "")
-            yield str(picture), done, str(final), [str(p) for p in [png, *paths]], first_image, trajectory
+            yield str(picture), f"done: {status}", str(final), [str(png)], first_image, trajectory
+
+    def animations(self, trajectory: Trajectory | None):
+        """The GIF and MP4 of the session's latest run, made from the run kept for replay when asked for:
+        (files, note)."""
+        if trajectory is None or not trajectory.steps:
+            raise gr.Error(NO_RUN, print_exception=False)
+        with tempfile.TemporaryDirectory(dir=self.temp_dir) as folder:
+            paths, note = save_animations(animation_frames(trajectory), Path(folder))
+            yield [str(path) for path in paths], note
 
     def cancelled(self, session: gr.Request | None = None):
         """The status after Cancel: where the session's run stopped. Gradio stops the run once its current
@@ -179,13 +202,18 @@ class Backend:
         if run is None:
             return gr.skip()
         run.ended.wait(CANCEL_WAIT)
-        if run.status is None:
+        if run.status is None or run.status.startswith("done"):
             return gr.skip()
-        if run.status.startswith("done"):
-            return run.status.replace(WRITING, "cancelled before the GIF and MP4 were written")
         if run.status.startswith("step "):
             return f"cancelled at {run.status}"
+        if " in line" in run.status:
+            return "cancelled while waiting in line"
         return "cancelled before the first step"
+
+    def forget(self, session: gr.Request | None = None) -> None:
+        """Drop what the app keeps of a session whose page has closed."""
+        with self.sessions_lock:
+            self.sampling_runs.pop(session.session_hash if session else None, None)
 
     # -- Compare -------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..diffusion.sampling import MAX_IMAGES
 from ..lab.toy2d import DATASETS, TOY_DIFFUSION
+from .backend import STATE_TTL
 from .classroom import Classroom
 from .controls import free_dropdown
 from .generate import SAMPLER_LABELS
@@ -117,7 +118,7 @@ def quality_cost_panel(classroom: Classroom, checkpoint: gr.Dropdown, table: gr.
 
 def lab_tab(classroom: Classroom) -> None:
     """Train a small denoiser on points of the plane, then watch the samplers and the noise field."""
-    lab = gr.State(None)
+    lab = gr.State(None, time_to_live=STATE_TTL)
     with gr.Row():
         with gr.Column(scale=1):
             dataset = gr.Radio(list(DATASETS), value="two moons", label="dataset (two classes each)")

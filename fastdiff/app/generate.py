@@ -8,13 +8,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..diffusion.frames import Progress, watch
 from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.samplers import SAMPLER_NAMES
-from ..diffusion.sampling import MAX_IMAGES, Plan, check_seed, class_labels, make_plan, sample_steps
+from ..diffusion.sampling import MAX_IMAGES, Plan, RunStep, check_seed, class_labels, make_plan, sample_steps
 from ..diffusion.trajectory import Trajectory
 from .models import LoadedModel, ModelStore
 
@@ -98,20 +97,13 @@ def run_steps(loaded: LoadedModel, request: Request, precision: str):
 
 
 def stream(
-    loaded: LoadedModel,
-    request: Request,
-    precision: str,
-    animation: list[np.ndarray],
-    trajectory: Trajectory | None = None,
-    **timing,
+    steps: Iterator[RunStep], loaded: LoadedModel, request: Request, trajectory: Trajectory | None = None, **timing
 ) -> Iterator[Progress]:
-    """The request's run, watched: Progress records for the page, animation frames into `animation`,
-    the run kept for replay in `trajectory`. timing: watch's interval and clock."""
-    steps = run_steps(loaded, request, precision)
+    """A request's steps (run_steps, or its job's in the app's line), watched: Progress records for the
+    page, the run kept for replay in `trajectory`. timing: watch's interval and clock."""
     return watch(
         trajectory.record(steps) if trajectory else steps,
         loaded.model.config.image_size,
         len(request.plan.stages),
-        animation,
         **timing,
     )

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from ..config import ModelConfig
-from ..diffusion.sampling import check_seed, final_images, noise_between, sample_steps
+from ..diffusion.sampling import check_seed, final_images, noise_between
 from ..images import grid, save_image
 from ..nn.checkpoint import read_config
 from .backend import Backend, user_errors
@@ -63,17 +63,11 @@ class Live:
         config = loaded.model.config
         shape = (config.image_channels, config.image_size, config.image_size)
         noise = noise_between(request.seeds, list(range(other, other + count)), between, *shape)
-        images = final_images(
-            sample_steps(
-                loaded.model,
-                loaded.schedule,
-                request.labels,
-                request.seeds,
-                request.plan,
-                self.backend.precision,
-                start_noise=noise,
-            )
-        )
+        job = self.backend.sampling.submit(loaded, request, self.backend.precision, noise)
+        try:
+            images = final_images(job.results())
+        finally:
+            self.backend.sampling.cancel(job)  # a closed page's update leaves the line
         seconds = time.perf_counter() - start
         self.folder.mkdir(exist_ok=True)
         path = self.folder / f"{uuid.uuid4().hex}.png"

@@ -19,7 +19,7 @@ from ..diffusion.guidance import MAX_GUIDANCE
 from ..diffusion.sampling import MAX_IMAGES
 from ..diffusion.schedule import NoiseSchedule
 from ..nn.shipped import checkpoints_folder
-from .backend import NO_WARM_START, TRAIN_PRECISIONS, Backend
+from .backend import NO_WARM_START, SESSIONS_KEPT, STATE_TTL, TRAIN_PRECISIONS, Backend
 from .classroom import Classroom
 from .classroom_ui import forward_panel, lab_tab, live_tab, quality_cost_panel, scrub_panel, sweep_tab
 from .compare import COLUMNS, RESULT_COLUMNS, VARIANTS, default_configs
@@ -33,7 +33,8 @@ from .web import PATH as WEB_PATH
 
 CSS = """.pixels img, #learn-input img { image-rendering: pixelated; }
 #learn-input img { width: 100%; height: 100%; object-fit: contain; }"""
-SAMPLING_LIMIT = 2  # sampling runs at once (one per CPU core); more requests wait in the queue
+SAMPLING_LIMIT = 2  # Compare and Sweep runs at once (one per CPU core); more requests wait in Gradio's queue
+IN_LINE_LIMIT = 32  # Generate and Live requests in the app's own line (batching.py); more wait in Gradio's
 
 
 def in_order_of(handler, controls: dict) -> list:
@@ -77,8 +78,12 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
             final = gr.Image(
                 label="final grid", format="png", height=420, elem_id="final", elem_classes="pixels", interactive=False
             )
-            downloads = gr.File(label="PNG, GIF and MP4", file_count="multiple", interactive=False)
-    last_image, trajectory = gr.State(None), gr.State(None)
+            downloads = gr.File(label="PNG of the grid", file_count="multiple", interactive=False)
+            with gr.Row():
+                make_animations = gr.Button("Make the GIF and MP4 of the denoising", elem_id="make-animations")
+                animation_note = gr.Markdown(label="animation note")
+            animations = gr.File(label="GIF and MP4", file_count="multiple", interactive=False, elem_id="animations")
+    last_image, trajectory = gr.State(None, time_to_live=STATE_TTL), gr.State(None, time_to_live=STATE_TTL)
     checkpoint.change(backend.class_choices, checkpoint, class_name, api_visibility="private")
     sampler.change(backend.sampler_steps, [sampler, checkpoint, steps], steps, api_visibility="private")
     controls = {
@@ -98,14 +103,17 @@ def generate_tab(backend: Backend, checkpoint_names: list[str], default: str | N
         in_order_of(backend.generate, controls),
         [live, status, final, downloads, last_image, trajectory],
         api_name="generate",
-        concurrency_limit=SAMPLING_LIMIT,
-        concurrency_id="sampling",
+        concurrency_limit=IN_LINE_LIMIT,
+        concurrency_id="in line",
         show_progress_on=[final],  # the status line says where the run is; no tracker over it (nor "Error" on cancel)
     )
     # The page runs a click's listeners one after another, each to its end: the cancel goes first, so that
     # backend.cancelled, which waits for the run to close, writes the last status
     cancel.click(None, cancels=[event])
     cancel.click(backend.cancelled, None, status, api_visibility="private")
+    make_animations.click(
+        backend.animations, trajectory, [animations, animation_note], api_name="animations", concurrency_limit=1
+    )
     return {
         "checkpoint": checkpoint,
         "class_name": class_name,
@@ -274,7 +282,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             generate = generate_tab(backend, names, default)
             scrub_panel(classroom, generate["trajectory"], generate["event"])
         with gr.Tab("Live") as live:
-            live_tab(Live(backend), live, concurrency_limit=SAMPLING_LIMIT, concurrency_id="sampling")
+            live_tab(Live(backend), live, concurrency_limit=IN_LINE_LIMIT, concurrency_id="in line")
         with gr.Tab("Compare"):
             compare = compare_tab(backend, names, default)
             quality_cost_panel(classroom, compare["checkpoint"], compare["table"], demo)
@@ -301,16 +309,33 @@ def build_app(backend: Backend) -> gr.Blocks:
             backend.training_status, None, status_outputs, show_progress="hidden", api_visibility="private"
         )
         demo.load(backend.training_status, None, status_outputs, api_visibility="private")
+        demo.unload(backend.forget)
         for tab in (generate, compare, sweep):
             demo.load(backend.class_choices, tab["checkpoint"], tab["class_name"], api_visibility="private")
     return demo
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, web: Path = DEFAULT_SITE, **kwargs):
-    """Serve the app, and at /web the browser edition exported into the folder web."""
+def launch(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    web: Path = DEFAULT_SITE,
+    sessions_kept: int = SESSIONS_KEPT,
+    **kwargs,
+):
+    """Serve the app, and at /web the browser edition exported into the folder web; Gradio keeps the
+    state of the sessions_kept most recently used sessions."""
     demo.queue(default_concurrency_limit=SAMPLING_LIMIT)
     routes = {"routes": web_routes(web)}  # before Gradio's own routes, which would otherwise take /web
-    return demo.launch(server_name=host, server_port=port, css=CSS, footer_links=["api"], app_kwargs=routes, **kwargs)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        css=CSS,
+        footer_links=["api"],
+        app_kwargs=routes,
+        state_session_capacity=sessions_kept,
+        **kwargs,
+    )
 
 
 def stop_like_ctrl_c(signum, frame) -> None:

@@ -44,11 +44,13 @@ def connect(url: str, server: subprocess.Popen, timeout: float = 120.0):
 
 
 @contextlib.contextmanager
-def served_app(checkpoints: Path):
-    """(server process, gradio_client Client) of the app serving `checkpoints`, stopped at the end."""
+def served_app(checkpoints: Path, source: Path | None = None):
+    """(server process, gradio_client Client) of the app serving `checkpoints`, stopped at the end.
+    source: a FastDiff source tree to run the app from, instead of the installed one."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(checkpoints)],
+        [sys.executable, "-m", "fastdiff.app", "--port", str(port), "--checkpoints", str(Path(checkpoints).resolve())],
+        cwd=source,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

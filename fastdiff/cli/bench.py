@@ -15,12 +15,13 @@ def add_parser(commands) -> None:
     )
     bench.add_argument(
         "what",
-        choices=("sample", "train", "profile", "classroom", "web", "all", "cascade", "gpu"),
+        choices=("sample", "train", "profile", "classroom", "web", "load", "all", "cascade", "gpu"),
         help="profile: op shares and FLOP/s of a guided forward pass; classroom: the replay's and the 2D lab's "
         "costs; web: the exported browser edition in headless Chromium beside PyTorch on the same CPU (all "
         "includes it where Chromium, Playwright and the export packages are installed); cascade: single "
         "resolution vs 2- and 3-stage cascades, speed and quality; gpu: the GPU check "
-        "(CUDA graph vs plain sampling, training per precision, same-seed difference to the CPU)",
+        "(CUDA graph vs plain sampling, training per precision, same-seed difference to the CPU); load: the "
+        "served app under simulated students (not part of all)",
     )
     bench.add_argument("--assets", type=Path, default=Path("assets"), help="where the tables go (default %(default)s)")
     bench.add_argument(
@@ -57,6 +58,19 @@ def add_parser(commands) -> None:
     bench.add_argument(
         "--repeats", type=int, default=3, help="web: timed runs per measurement, median reported (default %(default)s)"
     )
+    bench.add_argument(
+        "--app",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="load: serve the app from this FastDiff source tree (a checkout of another commit) instead",
+    )
+    bench.add_argument(
+        "--students", type=int, default=20, help="load: simulated students per burst (default %(default)s)"
+    )
+    bench.add_argument(
+        "--sessions", type=int, default=500, help="load: new sessions for the memory check (default %(default)s)"
+    )
     from ..bench.web import CHROMIUM
 
     bench.add_argument("--chromium", default=CHROMIUM, help="web: the Chromium executable (default %(default)s)")
@@ -69,9 +83,28 @@ def run_web(args) -> None:
     print(bench_web(args.assets, args.site, args.checkpoints, args.repeats, args.chromium))
 
 
+def run_load(args) -> None:
+    from ..bench.load import FIRST_SESSIONS, bench_load
+    from ..nn.shipped import checkpoints_folder
+    from ..report import machine
+
+    if not 1 <= args.students <= 100 or not FIRST_SESSIONS <= args.sessions <= 10_000:
+        raise UsageError(f"--students must be 1 to 100 and --sessions {FIRST_SESSIONS} to 10000")
+    if args.app is not None and not (args.app / "fastdiff" / "app" / "__main__.py").is_file():
+        raise UsageError(f"--app {args.app}: not a FastDiff source tree (no fastdiff/app/__main__.py in it)")
+    table = bench_load(checkpoints_folder(args.checkpoints)[0], args.app, args.students, args.sessions)
+    text = f"# Benchmark: load\n\nMeasured with `python -m fastdiff bench load` on: {machine()}.\n\n{table}"
+    args.assets.mkdir(parents=True, exist_ok=True)
+    (args.assets / "bench-load.md").write_text(text)
+    print(text)
+
+
 def run(args) -> None:
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
+    if args.what == "load":
+        run_load(args)
+        return
     if args.what == "web":
         run_web(args)
         return

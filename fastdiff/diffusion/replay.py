@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .frames import enlarged, pictures_side_by_side
 from .trajectory import KeptStep, Trajectory
 
 SCALE = 6  # pixels per image pixel in the step view
 STRIP_COLUMNS = 10  # steps in the downloadable strip
 GAP = 4  # white pixels between pictures
+ANIMATION_FRAMES = 40  # frames of the GIF and MP4, at most
 NO_RUN = "Press Generate first: the latest run is kept here to replay."
 
 
@@ -28,19 +30,13 @@ def check_position(trajectory: Trajectory | None, percent, image) -> tuple[int, 
     return round(float(percent) / 100 * (len(trajectory.steps) - 1)), int(image) - 1
 
 
-def enlarged(picture: np.ndarray, size: int, scale: int) -> np.ndarray:
-    """(h, w, 3) -> (size * scale, size * scale, 3), nearest neighbour (low-resolution stages grow)."""
-    factor = size * scale // picture.shape[0]
-    return picture.repeat(factor, axis=0).repeat(factor, axis=1)
-
-
 def row(pictures: list[np.ndarray], size: int, scale: int) -> np.ndarray:
     """Pictures enlarged to one size, left to right with white gaps."""
     parts = []
     for picture in pictures:
         if parts:
             parts.append(np.full((size * scale, GAP, 3), 255, np.uint8))
-        parts.append(enlarged(picture, size, scale))
+        parts.append(enlarged(picture[None], size * scale)[0])
     return np.concatenate(parts, axis=1)
 
 
@@ -71,3 +67,13 @@ def strip(trajectory: Trajectory, image: int, columns: int = STRIP_COLUMNS) -> n
     rows = [row([getattr(s, name)[image] for s in steps], size, 2) for name in ("x_t", "x0", "eps")]
     gap = np.full((GAP, rows[0].shape[1], 3), 255, np.uint8)
     return np.concatenate([rows[0], gap, rows[1], gap, rows[2]], axis=0)
+
+
+def animation_frames(trajectory: Trajectory, count: int = ANIMATION_FRAMES) -> list[np.ndarray]:
+    """x_t beside x0 of the whole grid at `count` evenly spaced kept steps (the last included), twice
+    enlarged: the frames of the run's GIF and MP4."""
+    kept = len(trajectory.steps)
+    shown = min(count, kept)
+    picks = sorted({round(i * (kept - 1) / max(1, shown - 1)) for i in range(shown)})
+    size = trajectory.image_size
+    return [pictures_side_by_side(trajectory.steps[p].x_t, trajectory.steps[p].x0, size, scale=2) for p in picks]
